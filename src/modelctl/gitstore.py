@@ -1,0 +1,528 @@
+"""The only module that runs git.
+
+Reads go through plumbing with a constant number of processes per question (`ls-tree` plus one
+`cat-file --batch` for a whole revision). Writes never touch the user's index or work tree while
+they are built: a private index file, `commit-tree`, and one `update-ref --stdin` transaction
+that moves the branch (compare-and-swap against the commit that was read) and creates the tags
+together or not at all. Every revision or path that came from a user follows `--end-of-options`
+or `--`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from modelctl.errors import ConflictError, GitError, UsageError
+
+ZERO_OID = "0" * 40
+_OID_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+# Variables git exports to hooks that would point our git calls at another index or repository.
+_SCRUB = (
+    "GIT_DIR",
+    "GIT_WORK_TREE",
+    "GIT_INDEX_FILE",
+    "GIT_PREFIX",
+    "GIT_OBJECT_DIRECTORY",
+    "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+    "GIT_COMMON_DIR",
+    "GIT_NAMESPACE",
+    "GIT_QUARANTINE_PATH",
+)
+_SIGNING_CONFIG = re.compile(r"^(user\.(name|email|signingkey)|gpg\..*)$")
+
+
+def _base_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
+    env.update(
+        LC_ALL="C",
+        LANGUAGE="C",
+        GIT_TERMINAL_PROMPT="0",
+        GIT_PAGER="cat",
+        PAGER="cat",
+        GIT_OPTIONAL_LOCKS="0",
+        GIT_EDITOR="true",
+    )
+    return env
+
+
+class RefMoved(ConflictError):
+    """The branch moved between read and write (a lost compare-and-swap); safe to retry."""
+
+
+class LockHeld(ConflictError):
+    """A git lock file exists; another git process is running, or one crashed."""
+
+
+def _lock_error(stderr: str) -> LockHeld | None:
+    match = re.search(r"Unable to create '([^']+\.lock)': File exists", stderr)
+    if not match:
+        return None
+    lock = Path(match.group(1))
+    try:
+        age = f"{time.time() - lock.stat().st_mtime:.0f} s old"
+    except OSError:
+        age = "gone now"
+    return LockHeld(
+        f"git lock {lock} is held ({age})",
+        hint="another git process is running here; if none is, it crashed: remove the file and retry",
+    )
+
+
+def run_git(
+    args: list[str],
+    *,
+    cwd: Path | None = None,
+    stdin: bytes | None = None,
+    env: Mapping[str, str] | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess[bytes]:
+    """Run git with a scrubbed, non-interactive environment; raise GitError on failure."""
+    full_env = _base_env()
+    if env:
+        full_env.update(env)
+    try:
+        proc = subprocess.run(
+            ["git", *args],
+            cwd=cwd,
+            input=stdin,
+            capture_output=True,
+            env=full_env,
+            check=False,
+        )
+    except FileNotFoundError:
+        raise GitError("git is not installed or not on PATH", hint="install git 2.34 or newer") from None
+    if check and proc.returncode != 0:
+        stderr = proc.stderr.decode("utf-8", "replace").strip()
+        lock = _lock_error(stderr)
+        if lock is not None:
+            raise lock
+        if "Please tell me who you are" in stderr or "empty ident name" in stderr:
+            raise GitError(
+                "git has no identity configured for commits",
+                hint='run: git config --global user.name "Your Name" && '
+                'git config --global user.email you@example.com',
+            )
+        raise GitError(f"git {args[0]} failed: {stderr or f'exit {proc.returncode}'}")
+    return proc
+
+
+@dataclass(frozen=True)
+class TreeEntry:
+    mode: str
+    type: str
+    oid: str
+    path: str
+
+
+@dataclass(frozen=True)
+class TagSpec:
+    """An annotated tag to create with a commit: `name` without `refs/tags/`."""
+
+    name: str
+    message: str
+
+
+@dataclass(frozen=True)
+class CommitResult:
+    commit: str
+    tags: dict[str, str]  # tag name -> tag object id
+    signed: bool
+    warnings: tuple[str, ...] = ()
+
+
+class GitStore:
+    """One git repository: its work tree (toplevel) and git directories."""
+
+    def __init__(self, toplevel: Path, git_dir: Path, common_dir: Path) -> None:
+        self.toplevel = toplevel
+        self.git_dir = git_dir
+        self.common_dir = common_dir
+
+    # --- finding and creating repositories ----------------------------------------------------
+
+    @classmethod
+    def discover(cls, path: Path) -> GitStore | None:
+        """The repository containing `path`, or None when it is not inside one."""
+        proc = run_git(
+            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            cwd=path,
+            check=False,
+        )
+        if proc.returncode != 0:
+            if b"dubious ownership" in proc.stderr:
+                raise GitError(
+                    f"git refuses to read {path}: it is owned by another user",
+                    hint=f"if you trust it: git config --global --add safe.directory {path}",
+                )
+            return None
+        top, git_dir, common = proc.stdout.decode().splitlines()
+        common_path = Path(common)
+        if not common_path.is_absolute():
+            common_path = (path / common_path).resolve()
+        return cls(Path(top), Path(git_dir), common_path)
+
+    @classmethod
+    def init(cls, path: Path, branch: str = "main") -> GitStore:
+        """`git init` at `path` (GitPython: init is rare and not on any hot path)."""
+        import git  # GitPython; imported here because it costs ~60 ms at start-up
+
+        try:
+            git.Repo.init(path, initial_branch=branch)
+        except git.GitCommandError as exc:
+            raise GitError(f"git init {path} failed: {exc.stderr.strip()}") from None
+        store = cls.discover(path)
+        if store is None:  # pragma: no cover - git init just succeeded
+            raise GitError(f"git init {path} did not create a repository")
+        return store
+
+    # --- small questions ------------------------------------------------------------------------
+
+    def git(
+        self,
+        *args: str,
+        stdin: bytes | None = None,
+        env: Mapping[str, str] | None = None,
+        check: bool = True,
+    ) -> subprocess.CompletedProcess[bytes]:
+        return run_git(list(args), cwd=self.toplevel, stdin=stdin, env=env, check=check)
+
+    def out(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+        return self.git(*args, stdin=stdin, env=env).stdout.decode("utf-8", "replace").strip()
+
+    def resolve(self, rev: str, peel: str = "commit") -> str | None:
+        """The object id `rev` names, peeled to `peel`; None when it does not exist."""
+        proc = self.git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{rev}^{{{peel}}}", check=False
+        )
+        text = proc.stdout.decode().strip()
+        return text if proc.returncode == 0 and _OID_RE.match(text) else None
+
+    def head_ref(self) -> str | None:
+        """`refs/heads/<branch>` that HEAD points at, or None when HEAD is detached."""
+        proc = self.git("symbolic-ref", "--quiet", "HEAD", check=False)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def ref_oid(self, ref: str) -> str | None:
+        """The value of a fully qualified ref, or None when it does not exist."""
+        proc = self.git("rev-parse", "--verify", "--quiet", "--end-of-options", ref, check=False)
+        text = proc.stdout.decode().strip()
+        return text if proc.returncode == 0 else None
+
+    def object_at(self, commit: str, path: str) -> str | None:
+        """The id of the object at `path` in `commit`, or None when there is none."""
+        proc = self.git(
+            "rev-parse", "--verify", "--quiet", "--end-of-options", f"{commit}:{path}", check=False
+        )
+        text = proc.stdout.decode().strip()
+        return text if proc.returncode == 0 and _OID_RE.match(text) else None
+
+    def tree_of(self, commit: str, prefix: str) -> str | None:
+        """The tree id of folder `prefix` ('' for the root) at `commit`."""
+        return self.object_at(commit, prefix) if prefix else self.resolve(commit, "tree")
+
+    def config(self, key: str) -> str | None:
+        proc = self.git("config", "--get", "--end-of-options", key, check=False)
+        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
+
+    def signing_key_configured(self) -> bool:
+        """True when git would know which key to sign with."""
+        if self.config("user.signingkey"):
+            return True
+        fmt = (self.config("gpg.format") or "openpgp").lower()
+        return fmt == "ssh" and bool(self.config("gpg.ssh.defaultKeyCommand"))
+
+    def identity(self) -> str:
+        """The committer identity git would use; GitError with a hint when none is set."""
+        return self.out("var", "GIT_COMMITTER_IDENT")
+
+    @property
+    def state_dir(self) -> Path:
+        """modelctl's own folder in the git directory: caches only, safe to delete."""
+        return self.common_dir / "modelctl"
+
+    # --- reading trees and blobs ----------------------------------------------------------------
+
+    def ls_tree(self, tree: str) -> list[TreeEntry]:
+        """Every entry below `tree`, recursively (paths relative to it)."""
+        raw = self.git("ls-tree", "-r", "-z", "--full-tree", "--end-of-options", tree).stdout
+        entries = []
+        for record in raw.split(b"\0"):
+            if not record:
+                continue
+            meta, _, path = record.partition(b"\t")
+            mode, kind, oid = meta.decode().split(" ")
+            entries.append(TreeEntry(mode, kind, oid, path.decode("utf-8", "surrogateescape")))
+        return entries
+
+    def read_blobs(self, oids: Iterable[str]) -> dict[str, bytes]:
+        """Contents of many blobs with one `cat-file --batch` process."""
+        wanted = list(dict.fromkeys(oids))
+        if not wanted:
+            return {}
+        out = self.git("cat-file", "--batch", stdin="".join(f"{o}\n" for o in wanted).encode()).stdout
+        blobs: dict[str, bytes] = {}
+        pos = 0
+        for oid in wanted:
+            end = out.index(b"\n", pos)
+            header = out[pos:end].decode()
+            pos = end + 1
+            if header.endswith(" missing"):
+                raise GitError(f"object {oid} is missing from the repository", hint="run git fsck")
+            _, _, size = header.split(" ")
+            blobs[oid] = out[pos : pos + int(size)]
+            pos += int(size) + 1
+        return blobs
+
+    def read_path(self, rev: str, path: str) -> bytes | None:
+        """One file at a revision, or None when it does not exist there."""
+        oid = self.object_at(rev, path)
+        return self.read_blobs([oid])[oid] if oid else None
+
+    def changed_paths(self, pathspec: str = ".") -> dict[str, str]:
+        """Uncommitted changes under `pathspec`: path -> porcelain XY status (includes untracked)."""
+        raw = self.git(
+            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", pathspec
+        ).stdout
+        changes: dict[str, str] = {}
+        for record in raw.split(b"\0"):
+            if len(record) > 3:
+                changes[record[3:].decode("utf-8", "surrogateescape")] = record[:2].decode()
+        return changes
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        proc = self.git("merge-base", "--is-ancestor", "--end-of-options", older, newer, check=False)
+        return proc.returncode == 0
+
+    # --- writing --------------------------------------------------------------------------------
+
+    def hash_blob(self, data: bytes) -> str:
+        return self.out("hash-object", "-w", "--stdin", stdin=data)
+
+    def _build_tree(self, parent: str | None, changes: Mapping[str, bytes | None]) -> str:
+        """A tree equal to `parent`'s with `changes` applied (None deletes), via a private index."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, index = tempfile.mkstemp(prefix="index-", dir=self.state_dir)
+        os.close(fd)
+        os.unlink(index)  # git wants to create it; mkstemp only reserved a unique name
+        env = {"GIT_INDEX_FILE": index}
+        try:
+            if parent is not None:
+                self.git("read-tree", "--end-of-options", parent, env=env)
+            lines = []
+            for path, data in changes.items():
+                if data is None:
+                    lines.append(f"0 {ZERO_OID}\t{path}")
+                else:
+                    lines.append(f"100644 {self.hash_blob(data)}\t{path}")
+            self.git("update-index", "--index-info", stdin=("\n".join(lines) + "\n").encode(), env=env)
+            return self.out("write-tree", env=env)
+        finally:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(index)
+
+    def _signed_tag(self, name: str, commit: str, message: str) -> str:
+        """A signed annotated tag object named `name`, written without creating any ref here.
+
+        `git tag -s` is the only porcelain that signs a tag the way the user's git is configured
+        (SSH, OpenPGP or X.509), but it also creates the ref. So it runs against a throwaway git
+        directory that shares this repository's object store: the tag object lands here, the ref
+        lands there, and the real ref is created later in the same transaction as the branch.
+        """
+        config = self.git("config", "--get-regexp", r"^(user|gpg)\.", check=False).stdout.decode()
+        pairs = []
+        for line in config.splitlines():
+            key, _, value = line.partition(" ")
+            if _SIGNING_CONFIG.match(key):
+                pairs.append((key, value))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="tag-", dir=self.state_dir))
+        try:
+            (scratch / "refs" / "heads").mkdir(parents=True)
+            (scratch / "objects").mkdir()
+            (scratch / "HEAD").write_text("ref: refs/heads/scratch\n")
+            env = {
+                "GIT_DIR": str(scratch),
+                "GIT_OBJECT_DIRECTORY": str(self.common_dir / "objects"),
+                "GIT_CONFIG_COUNT": str(len(pairs)),
+            }
+            alternates = self.common_dir / "objects" / "info" / "alternates"
+            if alternates.exists():
+                env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = os.pathsep.join(
+                    alternates.read_text().split()
+                )
+            for i, (key, value) in enumerate(pairs):
+                env[f"GIT_CONFIG_KEY_{i}"] = key
+                env[f"GIT_CONFIG_VALUE_{i}"] = value
+            proc = run_git(
+                ["tag", "-s", "-F", "-", "--end-of-options", name, commit],
+                cwd=scratch,
+                stdin=message.encode(),
+                env=env,
+                check=False,
+            )
+            if proc.returncode != 0:
+                err = proc.stderr.decode("utf-8", "replace").strip()
+                raise GitError(f"signing tag {name} failed: {err}", hint=SIGNING_HINT)
+            return run_git(
+                ["rev-parse", "--verify", f"refs/tags/{name}"], cwd=scratch, env=env
+            ).stdout.decode().strip()
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _plain_tag(self, name: str, commit: str, message: str) -> str:
+        tagger = self.identity()
+        body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message}"
+        return self.out("mktag", stdin=body.encode())
+
+    def commit(
+        self,
+        branch_ref: str,
+        expected: str | None,
+        changes: Mapping[str, bytes | None],
+        message: str,
+        *,
+        sign: bool,
+        tags: Iterable[TagSpec] = (),
+        reflog: str = "modelctl",
+    ) -> CommitResult:
+        """Commit `changes` on top of `expected` and move `branch_ref` there, with `tags`.
+
+        The branch moves only if it still points at `expected` (None: the branch must not exist
+        yet), and the branch and every tag change in one transaction: all or nothing. Raises
+        RefMoved when the branch moved, so the caller can re-read and re-apply its intent.
+        """
+        if not branch_ref.startswith("refs/heads/"):
+            raise UsageError(f"{branch_ref} is not a branch")
+        tree = self._build_tree(expected, changes)
+        args = ["commit-tree", tree, "-F", "-", "-S" if sign else "--no-gpg-sign"]
+        if expected is not None:
+            args += ["-p", expected]
+        proc = self.git(*args, stdin=message.encode(), check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            if sign and ("sign" in err.lower() or "gpg" in err.lower() or "ssh" in err.lower()):
+                raise GitError(f"signing the commit failed: {err}", hint=SIGNING_HINT)
+            run_git(args, cwd=self.toplevel, stdin=message.encode())  # raises the mapped error
+        commit = proc.stdout.decode().strip()
+        tag_ids: dict[str, str] = {}
+        for spec in tags:
+            make = self._signed_tag if sign else self._plain_tag
+            tag_ids[spec.name] = make(spec.name, commit, spec.message)
+        self.update_refs(branch_ref, commit, expected, tag_ids, reflog)
+        return CommitResult(commit, tag_ids, sign)
+
+    def update_refs(
+        self, branch_ref: str, new: str, expected: str | None, tags: Mapping[str, str], reflog: str
+    ) -> None:
+        """One ref transaction: branch compare-and-swap plus tag creation."""
+        lines = ["start"]
+        lines.append(f"update {branch_ref} {new} {expected or ZERO_OID}")
+        lines += [f"create refs/tags/{name} {oid}" for name, oid in tags.items()]
+        lines += ["prepare", "commit", ""]
+        proc = self.git(
+            "update-ref", "-m", reflog, "--stdin", stdin="\n".join(lines).encode(), check=False
+        )
+        if proc.returncode == 0:
+            return
+        err = proc.stderr.decode("utf-8", "replace").strip()
+        if "but expected" in err or "reference already exists" in err or "exists; cannot create" in err:
+            raise RefMoved(f"{branch_ref} moved while modelctl was writing", hint="run it again")
+        lock = _lock_error(err)
+        if lock is not None:
+            raise lock
+        raise GitError(f"updating {branch_ref} failed: {err}")
+
+    def sync_worktree(self, branch_ref: str, paths: Iterable[str]) -> list[str]:
+        """After `branch_ref` moved: show `paths` as committed there in the work tree and index.
+
+        Only if the branch is checked out, and only those paths, so the user's other staged
+        changes stay as they were. Writers serialise on a lock file and copy the branch tip's
+        content (not their own), so concurrent writers leave the work tree at the final tip.
+        Returns warnings for what could not be done (an index locked by another process).
+        """
+        if self.head_ref() != branch_ref:
+            return []
+        paths = list(paths)
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with _file_lock(self.state_dir / "worktree.lock"):
+            tip = self.ref_oid(branch_ref)
+            for path in paths:
+                data = self.read_path(tip, path) if tip else None
+                target = self.toplevel / path
+                if data is None:
+                    with contextlib.suppress(FileNotFoundError):
+                        target.unlink()
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.modelctl-tmp")
+                tmp.write_bytes(data)
+                tmp.replace(target)
+            proc = self.git("update-index", "--add", "--remove", "--", *paths, check=False)
+        if proc.returncode != 0:
+            joined = " ".join(paths)
+            return [
+                "the git index is locked by another process, so `git status` may show "
+                f"{joined} as changed; once it is free run: git reset -q -- {joined}"
+            ]
+        return []
+
+    # --- history --------------------------------------------------------------------------------
+
+    def log(self, *args: str) -> Iterator[bytes]:
+        """Stream `git log` output records separated by NUL (caller chooses the format)."""
+        proc = subprocess.Popen(
+            ["git", "log", *args],
+            cwd=self.toplevel,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=_base_env(),
+        )
+        assert proc.stdout is not None
+        buf = b""
+        for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):  # type: ignore[union-attr]
+            buf += chunk
+            *records, buf = buf.split(b"\0")
+            yield from records
+        if buf:
+            yield buf
+        err = proc.stderr.read() if proc.stderr else b""
+        if proc.wait() != 0:
+            raise GitError(f"git log failed: {err.decode('utf-8', 'replace').strip()}")
+
+
+@contextlib.contextmanager
+def _file_lock(path: Path) -> Iterator[None]:
+    """An advisory lock between modelctl processes (no-op where fcntl is missing)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def blob_id(data: bytes) -> str:
+    """The id git gives `data` as a blob (SHA-1 repositories)."""
+    import hashlib
+
+    return hashlib.sha1(b"blob %d\0" % len(data) + data, usedforsecurity=False).hexdigest()
+
+
+SIGNING_HINT = (
+    "configure a signing key for git, e.g. for SSH: git config --global gpg.format ssh && "
+    "git config --global user.signingkey ~/.ssh/id_ed25519.pub (see docs/signing.md)"
+)

@@ -1,0 +1,294 @@
+"""Checks across files: references resolve, stages exist, fallbacks are sane, versions immutable.
+
+Each rule is a small function over a snapshot returning problems; `check` runs them all so that
+one `modelctl validate` reports everything wrong at once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelctl import refs
+from modelctl.errors import Problem, UsageError
+from modelctl.registry import VERSIONED, Entry, Location, Snapshot
+
+ReadFile = Callable[[str], bytes | None]
+
+
+def _exists(snapshot: Snapshot, kind: refs.Kind, text: str) -> bool:
+    name, _, version = text.partition("@")
+    return str(refs.manifest_path(kind, name, version)) in snapshot.entries
+
+
+def _missing(snapshot: Snapshot, kind: refs.Kind, text: str | None) -> bool:
+    return text is not None and not _exists(snapshot, kind, text)
+
+
+def _ref_problem(entry: Entry, field: str, kind: refs.Kind, text: str) -> Problem:
+    return Problem(
+        entry.path,
+        field,
+        f"{kind.singular} {text} does not exist in the registry; add it first "
+        f"(modelctl add {kind.singular} ...) or fix the reference",
+    )
+
+
+def _stage_names(snapshot: Snapshot) -> list[str] | None:
+    settings = snapshot.settings
+    return [s["name"] for s in settings["stages"]] if settings else None
+
+
+def _binding_refs(binding: dict[str, Any], field: str) -> Iterator[tuple[str, refs.Kind, str]]:
+    for i, target in enumerate(binding.get("targets", [])):
+        yield f"{field}.targets[{i}].model", refs.Kind.MODEL, target["model"]
+        if target.get("prompt"):
+            yield f"{field}.targets[{i}].prompt", refs.Kind.PROMPT, target["prompt"]
+    for i, step in enumerate(binding.get("fallback", [])):
+        yield f"{field}.fallback[{i}].model", refs.Kind.MODEL, step["model"]
+        if step.get("prompt"):
+            yield f"{field}.fallback[{i}].prompt", refs.Kind.PROMPT, step["prompt"]
+
+
+def references(entry: Entry) -> Iterator[tuple[str, refs.Kind, str]]:
+    """Every (field, kind, name@version) reference a valid entry makes."""
+    data = entry.data
+    if data is None:
+        return
+    category = entry.category
+    if category == "models":
+        lineage = data.get("lineage", {})
+        for i, ds in enumerate(lineage.get("trained_on", [])):
+            yield f"lineage.trained_on[{i}]", refs.Kind.DATASET, ds
+        if lineage.get("base"):
+            yield "lineage.base", refs.Kind.MODEL, lineage["base"]
+    elif category == "judges":
+        yield "model", refs.Kind.MODEL, data["model"]
+        yield "rubric", refs.Kind.PROMPT, data["rubric"]
+    elif category == "datasets":
+        for i, ds in enumerate((data.get("source") or {}).get("derived_from", [])):
+            yield f"source.derived_from[{i}]", refs.Kind.DATASET, ds
+    elif category == "routes":
+        for stage, binding in data.get("stages", {}).items():
+            yield from _binding_refs(binding, f"stages.{stage}")
+    elif category == "evals":
+        yield "dataset.ref", refs.Kind.DATASET, data["dataset"]["ref"]
+        yield from _binding_refs(data["candidate"], "candidate")
+        yield from _binding_refs(data["baseline"], "baseline")
+        for i, judge in enumerate(data.get("judges", [])):
+            yield f"judges[{i}]", refs.Kind.JUDGE, judge
+
+
+def check_references(snapshot: Snapshot) -> Iterator[Problem]:
+    for entry in snapshot.artifacts():
+        for field, kind, text in references(entry):
+            if not _exists(snapshot, kind, text):
+                yield _ref_problem(entry, field, kind, text)
+
+
+def check_settings(snapshot: Snapshot) -> Iterator[Problem]:
+    entry = snapshot.entries.get(refs.SETTINGS_FILE)
+    if entry is None:
+        yield Problem(refs.SETTINGS_FILE, "", "is missing; run `modelctl init` to create it")
+
+
+def check_routes(snapshot: Snapshot) -> Iterator[Problem]:
+    stages = _stage_names(snapshot)
+    settings = snapshot.settings or {}
+    need_fallback = {s["name"] for s in settings.get("stages", []) if s.get("require_fallback")}
+    for entry in snapshot.artifacts("routes"):
+        if entry.data is None:
+            continue
+        for stage, binding in entry.data.get("stages", {}).items():
+            where = f"stages.{stage}"
+            if stages is not None and stage not in stages:
+                yield Problem(
+                    entry.path,
+                    where,
+                    f"stage {stage!r} is not defined in {refs.SETTINGS_FILE} "
+                    f"(stages: {', '.join(stages)})",
+                )
+            yield from _binding_problems(entry.path, where, binding, stage in need_fallback)
+
+
+def _binding_problems(
+    path: str, where: str, binding: dict[str, Any], need_fallback: bool
+) -> Iterator[Problem]:
+    primaries = {(t["model"], t.get("prompt")) for t in binding.get("targets", [])}
+    seen_targets: set[tuple[str, str | None]] = set()
+    for i, target in enumerate(binding.get("targets", [])):
+        key = (target["model"], target.get("prompt"))
+        if key in seen_targets:
+            yield Problem(path, f"{where}.targets[{i}]", "lists the same model and prompt twice")
+        seen_targets.add(key)
+    chain: set[tuple[str, str | None]] = set()
+    for i, step in enumerate(binding.get("fallback", [])):
+        key = (step["model"], step.get("prompt"))
+        if key in chain:
+            yield Problem(
+                path, f"{where}.fallback[{i}]", "appears twice in the fallback chain (a cycle)"
+            )
+        if len(primaries) == 1 and key in primaries:
+            yield Problem(
+                path,
+                f"{where}.fallback[{i}]",
+                "falls back to the target it is the fallback for (a cycle)",
+            )
+        chain.add(key)
+    if need_fallback and not binding.get("fallback"):
+        yield Problem(
+            path,
+            f"{where}.fallback",
+            "this stage requires a fallback chain (require_fallback in modelctl.yaml); "
+            "add at least one fallback step",
+        )
+
+
+def check_files(snapshot: Snapshot, read: ReadFile) -> Iterator[Problem]:
+    """Files that manifests point into: prompt templates and local dataset files."""
+    for entry in snapshot.artifacts("prompts"):
+        spec = entry.data.get("template_file") if entry.data else None
+        if spec:
+            yield from _digest_problem(entry, "template_file", spec["path"], spec["sha256"], read)
+
+
+def _digest_problem(
+    entry: Entry, field: str, path: str, digest: str, read: ReadFile
+) -> Iterator[Problem]:
+    content = read(path)
+    if content is None:
+        yield Problem(entry.path, f"{field}.path", f"file {path} does not exist in the registry")
+    elif hashlib.sha256(content).hexdigest() != digest:
+        yield Problem(
+            entry.path,
+            f"{field}.sha256",
+            f"does not match the content of {path}; a pinned file must not change "
+            "(add a new version instead)",
+        )
+
+
+def check_evals(snapshot: Snapshot) -> Iterator[Problem]:
+    for entry in snapshot.artifacts("evals"):
+        if entry.data is None:
+            continue
+        pinned = entry.data["dataset"]
+        ref = refs.parse_ref(pinned["ref"], refs.Kind.DATASET)
+        dataset = snapshot.get(ref)
+        if dataset is not None and dataset.data is not None:
+            if dataset.data["sha256"] != pinned["sha256"]:
+                yield Problem(
+                    entry.path,
+                    "dataset.sha256",
+                    f"does not match the digest recorded in dataset {pinned['ref']}",
+                )
+
+
+def check_immutable(snapshot: Snapshot, base: Snapshot) -> Iterator[Problem]:
+    """Version files committed in `base` must be unchanged and present in `snapshot`."""
+    for path, old in base.entries.items():
+        if old.category not in VERSIONED:
+            continue
+        new = snapshot.entries.get(path)
+        if new is None:
+            yield Problem(
+                path,
+                "",
+                f"was deleted, but committed versions are immutable (present in {base.label}); "
+                "restore it (git checkout -- FILE) and add a new version instead",
+            )
+        elif new.oid != old.oid:
+            yield Problem(
+                path,
+                "",
+                f"was modified, but committed versions are immutable (see {base.label}); "
+                "restore it (git checkout -- FILE) and add a new version instead",
+            )
+
+
+def check(snapshot: Snapshot, read: ReadFile, base: Snapshot | None = None) -> list[Problem]:
+    """Every problem in `snapshot`: per-file ones, then the rules across files."""
+    problems: list[Problem] = []
+    for entry in snapshot.entries.values():
+        problems.extend(entry.problems)
+    problems.extend(check_settings(snapshot))
+    problems.extend(check_references(snapshot))
+    problems.extend(check_routes(snapshot))
+    problems.extend(check_files(snapshot, read))
+    problems.extend(check_evals(snapshot))
+    if base is not None:
+        problems.extend(check_immutable(snapshot, base))
+    return sorted(set(problems))
+
+
+@dataclass
+class ValidateResult:
+    source: str
+    base: str | None
+    files: int
+    problems: list[Problem]
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _registry_paths(loc: Location, paths: list[Path]) -> tuple[list[str], list[str]]:
+    inside, outside = [], []
+    for path in paths:
+        try:
+            rel = path.resolve().relative_to(loc.root).as_posix()
+        except ValueError:
+            outside.append(str(path))
+            continue
+        inside.append("" if rel == "." else rel)
+    return inside, outside
+
+
+def validate(
+    loc: Location, paths: list[Path] | None = None, base: str | None = "HEAD", rev: str | None = None
+) -> ValidateResult:
+    """Check the work tree (or `rev`) against every rule, and immutability against `base`."""
+    from modelctl.registry import snapshot_at, snapshot_worktree
+
+    store = loc.store
+    if rev is not None:
+        snapshot = snapshot_at(loc, rev)
+        commit = snapshot.commit
+
+        def read(path: str) -> bytes | None:
+            return store.read_path(commit, loc.repo_path(path)) if commit else None
+
+    else:
+        snapshot = snapshot_worktree(loc)
+
+        def read(path: str) -> bytes | None:
+            file = loc.root / path
+            return file.read_bytes() if file.is_file() and not file.is_symlink() else None
+
+    base_snapshot = None
+    if base is not None:
+        if store.resolve(base) is not None:
+            base_snapshot = snapshot_at(loc, base)
+        elif not (base == "HEAD" and store.ref_oid("HEAD") is None):
+            raise UsageError(f"base revision {base!r} does not exist", hint="pass --base REV")
+    problems = check(snapshot, read)
+    skipped: list[str] = []
+    files = len(snapshot.entries)
+    if paths:
+        inside, skipped = _registry_paths(loc, paths)
+
+        def selected(path: str) -> bool:
+            return any(p in ("", path) or path.startswith(p.rstrip("/") + "/") for p in inside)
+
+        problems = [p for p in problems if selected(p.path) or p.path == refs.SETTINGS_FILE]
+        files = sum(1 for path in snapshot.entries if selected(path))
+    # Immutability is about the whole registry: a deleted version is in no list of changed files.
+    if base_snapshot is not None:
+        problems = sorted(set(problems) | set(check_immutable(snapshot, base_snapshot)))
+    return ValidateResult(
+        snapshot.label, base_snapshot.label if base_snapshot else None, files, problems, skipped
+    )

@@ -1,0 +1,275 @@
+"""A snapshot of every manifest in a registry at one revision (or in the work tree), indexed.
+
+Reading a revision costs `rev-parse`, `ls-tree` and one `cat-file --batch`, whatever the number
+of files. Parsed snapshots are cached under the git directory keyed by the registry's tree id,
+which is content-addressed, so a cache entry never needs invalidating; entries of the previous
+snapshot are reused by blob id, so a commit that changes one file re-parses one file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelctl import refs
+from modelctl.errors import GitError, Problem, RegistryNotFound, UsageError
+from modelctl.gitstore import GitStore, blob_id
+
+CACHE_FORMAT = 3
+MAX_MANIFEST_BYTES = 1024 * 1024  # the strict loader's limit (modelctl.yamlio.MAX_BYTES)
+# Kind folders whose files are immutable once committed.
+VERSIONED = ("models", "prompts", "judges", "datasets", "evals")
+
+
+@dataclass
+class Entry:
+    """One registry file: where it is, what it holds, and what is wrong with it."""
+
+    path: str  # registry-relative POSIX path
+    category: str  # models, prompts, judges, datasets, evals, routes or settings
+    oid: str | None  # git blob id (None for a work-tree file that git does not know yet)
+    data: dict[str, Any] | None  # validated, canonical manifest data; None when invalid
+    problems: list[Problem] = field(default_factory=list)
+
+    @property
+    def name(self) -> str:
+        return str(self.data["name"]) if self.data else self.path
+
+    @property
+    def version(self) -> str | None:
+        return str(self.data["version"]) if self.data and "version" in self.data else None
+
+
+@dataclass
+class Snapshot:
+    """All registry files at one revision, plus the other files (dataset data, templates)."""
+
+    label: str  # what was read, for messages: "HEAD (1a2b3c4)" or "work tree"
+    commit: str | None
+    tree: str | None
+    entries: dict[str, Entry]
+    others: dict[str, str]  # registry-relative path -> blob id ("" for work-tree-only files)
+
+    @property
+    def settings(self) -> dict[str, Any] | None:
+        entry = self.entries.get(refs.SETTINGS_FILE)
+        return entry.data if entry else None
+
+    def artifacts(self, category: str | None = None) -> Iterator[Entry]:
+        for path in sorted(self.entries):
+            entry = self.entries[path]
+            if category is None or entry.category == category:
+                yield entry
+
+    def get(self, ref: refs.Ref) -> Entry | None:
+        return self.entries.get(str(ref.path))
+
+    def route(self, name: str) -> Entry | None:
+        return self.entries.get(str(refs.route_path(name)))
+
+
+@dataclass(frozen=True)
+class Location:
+    """Where a registry is: its git repository and its folder inside it."""
+
+    store: GitStore
+    root: Path  # absolute folder holding modelctl.yaml
+    prefix: str  # the folder relative to the repository top, "" or "sub/dir/"
+
+    def repo_path(self, path: str) -> str:
+        return f"{self.prefix}{path}"
+
+
+def locate(start: Path) -> Location:
+    """Find the registry holding `start` (its folder or any parent)."""
+    start = start.resolve()
+    if not start.exists():
+        raise UsageError(f"{start} does not exist", hint="pass -C with an existing folder")
+    folder = start if start.is_dir() else start.parent
+    for candidate in (folder, *folder.parents):
+        if (candidate / refs.SETTINGS_FILE).is_file():
+            return locate_at(candidate)
+    raise RegistryNotFound(str(start))
+
+
+def locate_at(root: Path) -> Location:
+    store = GitStore.discover(root)
+    if store is None:
+        raise GitError(
+            f"the registry at {root} is not inside a git repository",
+            hint=f"run: git init {root}",
+        )
+    prefix = root.resolve().relative_to(store.toplevel.resolve()).as_posix()
+    return Location(store, root.resolve(), "" if prefix == "." else f"{prefix}/")
+
+
+# --- parsing one file ----------------------------------------------------------------------------
+
+
+def parse_entry(path: str, raw: bytes, oid: str | None, category: str) -> Entry:
+    """Parse and validate one registry file; problems are collected, never raised."""
+    from modelctl import validation  # pydantic and PyYAML load only when a file is parsed
+
+    data, problems = validation.check_file(path, raw, category)
+    return Entry(path, category, oid, data, problems)
+
+
+# --- snapshots of a revision, with the cache ----------------------------------------------------
+
+
+def _cache_dir(loc: Location) -> Path:
+    return loc.store.state_dir / "snapshots"
+
+
+def _write_json_atomic(path: Path, payload: Any) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            json.dump(payload, fh, separators=(",", ":"))
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _encode(snapshot: Snapshot) -> dict[str, Any]:
+    return {
+        "format": CACHE_FORMAT,
+        "tree": snapshot.tree,
+        "entries": [
+            [e.path, e.category, e.oid, e.data, [[p.field, p.message, p.line] for p in e.problems]]
+            for e in snapshot.entries.values()
+        ],
+        "others": snapshot.others,
+    }
+
+
+def _decode(payload: dict[str, Any], label: str, commit: str | None) -> Snapshot:
+    entries = {}
+    for path, category, oid, data, problems in payload["entries"]:
+        entries[path] = Entry(
+            path, category, oid, data, [Problem(path, f, m, ln) for f, m, ln in problems]
+        )
+    return Snapshot(label, commit, payload["tree"], entries, payload["others"])
+
+
+def _load_cached(path: Path) -> dict[str, Any] | None:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            payload: dict[str, Any] = json.load(fh)
+    except (OSError, ValueError):
+        return None
+    return payload if payload.get("format") == CACHE_FORMAT else None
+
+
+def empty_snapshot(label: str) -> Snapshot:
+    return Snapshot(label, None, None, {}, {})
+
+
+def snapshot_at(loc: Location, rev: str = "HEAD") -> Snapshot:
+    """The registry as committed at `rev`."""
+    store = loc.store
+    commit = store.resolve(rev)
+    if commit is None:
+        if rev == "HEAD" and store.ref_oid("HEAD") is None:
+            return empty_snapshot("HEAD (no commits yet)")
+        raise UsageError(f"revision {rev!r} does not exist in {store.toplevel}")
+    label = f"{rev} ({commit[:7]})"
+    tree = store.tree_of(commit, loc.prefix.rstrip("/"))
+    if tree is None:
+        return Snapshot(label, commit, None, {}, {})
+    cache = _cache_dir(loc)
+    payload = _load_cached(cache / f"{tree}.json")
+    if payload is not None:
+        return _decode(payload, label, commit)
+    snapshot = _build(loc, tree, label, commit)
+    with contextlib.suppress(OSError):  # a read-only git dir only costs speed
+        _write_json_atomic(cache / f"{tree}.json", _encode(snapshot))
+        (cache / "last").write_text(tree)
+    return snapshot
+
+
+def _previous(loc: Location) -> dict[str, Entry]:
+    """Entries of the last snapshot built here, for reuse by blob id."""
+    cache = _cache_dir(loc)
+    try:
+        last = (cache / "last").read_text().strip()
+    except OSError:
+        return {}
+    payload = _load_cached(cache / f"{last}.json")
+    return _decode(payload, "", None).entries if payload else {}
+
+
+def _build(loc: Location, tree: str, label: str, commit: str | None) -> Snapshot:
+    entries: dict[str, Entry] = {}
+    others: dict[str, str] = {}
+    wanted: dict[str, tuple[str, str]] = {}  # path -> (oid, category)
+    previous = _previous(loc)
+    for item in loc.store.ls_tree(tree):
+        place = refs.classify_path(item.path)
+        if place is None:
+            others[item.path] = item.oid
+            continue
+        if item.mode != "100644" and item.mode != "100755":
+            entries[item.path] = Entry(
+                item.path,
+                place.category,
+                item.oid,
+                None,
+                [Problem(item.path, "", "is a symlink or submodule; manifests must be plain files")],
+            )
+            continue
+        old = previous.get(item.path)
+        if old is not None and old.oid == item.oid:
+            entries[item.path] = old
+        else:
+            wanted[item.path] = (item.oid, place.category)
+    blobs = loc.store.read_blobs(oid for oid, _ in wanted.values())
+    for path, (oid, category) in wanted.items():
+        entries[path] = parse_entry(path, blobs[oid], oid, category)
+    return Snapshot(label, commit, tree, entries, others)
+
+
+def snapshot_worktree(loc: Location) -> Snapshot:
+    """The registry as it is on disk: the committed snapshot plus uncommitted changes."""
+    base = snapshot_at(loc)
+    entries = dict(base.entries)
+    others = dict(base.others)
+    changed = loc.store.changed_paths(loc.prefix or ".")
+    for repo_path in changed:
+        if not repo_path.startswith(loc.prefix):
+            continue
+        path = repo_path[len(loc.prefix) :]
+        file = loc.root / path
+        place = refs.classify_path(path)
+        entries.pop(path, None)
+        others.pop(path, None)
+        if file.is_symlink():
+            if place is not None:
+                entries[path] = Entry(
+                    path, place.category, None, None,
+                    [Problem(path, "", "is a symlink; manifests must be plain files")],
+                )
+            continue
+        if not file.is_file():
+            continue  # deleted
+        if place is None:
+            others[path] = ""
+            continue
+        raw = read_limited(file)
+        entries[path] = parse_entry(path, raw, blob_id(raw), place.category)
+    return Snapshot("work tree", base.commit, None, entries, others)
+
+
+def read_limited(file: Path) -> bytes:
+    """Read at most one byte more than a manifest may hold, so an oversized file is never slurped."""
+    with file.open("rb") as fh:
+        return fh.read(MAX_MANIFEST_BYTES + 1)

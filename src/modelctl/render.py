@@ -1,0 +1,207 @@
+"""Every table, tree and `--json` payload. stdout carries data; stderr carries messages.
+
+`--json` prints the same result object the table shows, as JSON, on stdout. Human output uses
+rich; colour follows the terminal (and NO_COLOR).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sys
+from collections.abc import Iterable
+from datetime import date, datetime
+from enum import Enum
+from pathlib import PurePath
+from typing import Any
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+_out: Console | None = None
+_err: Console | None = None
+
+
+def out() -> Console:
+    global _out
+    if _out is None:
+        _out = Console(highlight=False, soft_wrap=False)
+    return _out
+
+
+def err() -> Console:
+    global _err
+    if _err is None:
+        _err = Console(stderr=True, highlight=False)
+    return _err
+
+
+def jsonable(value: Any) -> Any:
+    """Plain JSON data from dataclasses, pydantic models, paths, enums and datetimes."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json", by_alias=True)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v) for v in value]
+    if isinstance(value, Enum):
+        return value.value
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, PurePath):
+        return value.as_posix()
+    return value
+
+
+def emit_json(payload: Any) -> None:
+    sys.stdout.write(json.dumps(jsonable(payload), indent=2, ensure_ascii=False) + "\n")
+    sys.stdout.flush()
+
+
+def message(text: str) -> None:
+    err().print(text)
+
+
+def success(text: str) -> None:
+    err().print(f"[green]✓[/green] {text}")
+
+
+def warn(text: str) -> None:
+    err().print(f"[yellow]warning:[/yellow] {escape(text)}")
+
+
+def error(text: str, hint: str | None = None) -> None:
+    err().print(f"[bold red]error:[/bold red] {escape(text)}")
+    if hint:
+        err().print(f"[dim]hint:[/dim] {escape(hint)}")
+
+
+def in_github_actions() -> bool:
+    return os.environ.get("GITHUB_ACTIONS") == "true"
+
+
+def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
+    t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None)
+    for column in columns:
+        t.add_column(column, overflow="fold")
+    for row in rows:
+        t.add_row(*("" if c is None else escape(str(c)) for c in row))
+    return t
+
+
+def print_table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> None:
+    out().print(table(title, columns, rows))
+
+
+# --- per-command views -------------------------------------------------------------------------
+
+
+def init_result(result: Any) -> None:
+    success(f"created registry at {result.root}")
+    if result.created_repo:
+        message("  initialised a new git repository there")
+    if result.committed:
+        message(f"  committed as {result.commit[:12]}")
+    else:
+        message("  files written, not committed (--no-commit)")
+    message("next: modelctl add model NAME VERSION --provider P --provider-model ID")
+
+
+def add_result(result: Any) -> None:
+    if result.committed:
+        signed = "signed " if result.signed else ""
+        success(f"added {result.ref} as {signed}commit {result.commit[:12]} ({result.path})")
+    else:
+        success(f"wrote {result.path} (not committed)")
+    for text in result.warnings:
+        warn(text)
+
+
+def list_rows(source: str, rows: list[Any]) -> None:
+    if not rows:
+        message(f"nothing in the registry at {source}")
+        return
+    print_table(
+        None,
+        ["KIND", "NAME", "VERSION", "SUMMARY"],
+        ([r.kind, r.name, r.version or "", r.summary] for r in rows),
+    )
+    message(f"[dim]{len(rows)} item(s) at {escape(source)}[/dim]")
+
+
+def show_result(result: Any) -> None:
+    from modelctl import yamlio
+
+    o = out()
+    o.print(f"[bold]{escape(result.ref)}[/bold]  [dim]{escape(result.path)} at {escape(result.source)}[/dim]")
+    if result.data is not None:
+        o.print(escape(yamlio.dump(result.data)).rstrip())
+    for problem in result.problems:
+        o.print(f"[red]problem:[/red] {escape(problem)}")
+    if result.used_by:
+        o.print("\n[bold]used by[/bold]")
+        for usage in result.used_by:
+            o.print(f"  {escape(usage.path)}  [dim]{escape(usage.field)}[/dim]")
+    elif result.kind in ("model", "prompt", "judge", "dataset"):
+        o.print("\n[dim]not referenced by any other manifest[/dim]")
+
+
+def problems(items: list[Any]) -> None:
+    for p in items:
+        where = f"{p.path}:{p.line}" if p.line else p.path
+        field = f" [cyan]{escape(p.field)}[/cyan]:" if p.field else ""
+        out().print(f"[bold]{escape(where)}[/bold]:{field} {escape(p.message)}")
+    if in_github_actions():
+        for p in items:
+            line = f",line={p.line}" if p.line else ""
+            text = f"{p.field}: {p.message}" if p.field else p.message
+            sys.stdout.write(f"::error file={_gh(p.path)}{line}::{_gh(text)}\n")
+
+
+def _gh(text: str) -> str:
+    """Escape a workflow-command value."""
+    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+
+
+def validate_result(result: Any) -> None:
+    if result.problems:
+        problems(result.problems)
+        err().print(
+            f"[red]✗[/red] {len(result.problems)} problem(s) in {result.files} file(s) "
+            f"({escape(result.source)})"
+        )
+    else:
+        base = f", immutability checked against {result.base}" if result.base else ""
+        success(f"{result.files} file(s) valid ({escape(result.source)}{escape(base)})")
+    for path in result.skipped:
+        message(f"[dim]skipped {escape(path)}: outside the registry[/dim]")
+
+
+def demo_intro(directory: str) -> None:
+    out().print(f"[bold]modelctl demo[/bold]: a fresh registry built from the bundled example in {escape(directory)}")
+    out().print("[dim]Each step runs the real command; type the same in that folder to follow along.[/dim]")
+
+
+def demo_step(index: int, step: Any) -> None:
+    import shlex
+
+    o = out()
+    o.print()
+    o.rule(f"[bold]{index}. {escape(step.title)}[/bold]", align="left")
+    if step.note:
+        o.print(f"[dim]({escape(step.note)})[/dim]")
+    o.print(f"[bold cyan]$ {escape(shlex.join(step.argv))}[/bold cyan]")
+    if step.output:
+        o.print(escape(step.output))
+    if step.expect != 0:
+        o.print(f"[dim]exit code {step.exit_code}, as expected[/dim]")
+
+
+def demo_done(result: Any) -> None:
+    out().print()
+    success(f"demo finished: {len(result.steps)} steps; the registry is at {result.directory}")
+    message(f"[dim]cd {escape(result.directory)} && modelctl list[/dim]")

@@ -1,0 +1,89 @@
+"""Find raw credentials in manifests without ever echoing them.
+
+Prefix-anchored rules adapted from gitleaks' default configuration: each provider's keys have a
+fixed shape, so sha256 digests, git commit ids and UUIDs (plain hex) can never match. Entropy
+heuristics are deliberately absent: they flag every digest in a normal manifest.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+# A credential reference: env:NAME, vault:PATH, aws-sm:ARN-or-name, gcp-sm:projects/...
+SECRET_REF_PATTERN = r"^(env:[A-Za-z_][A-Za-z0-9_]*|(vault|aws-sm|gcp-sm|azure-kv):[^\s]+)$"
+SECRET_REF_RE = re.compile(SECRET_REF_PATTERN)
+
+_RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("an Anthropic API key", re.compile(r"sk-ant-(?:api|admin)\d\d-[A-Za-z0-9_\-]{20,}")),
+    (
+        "an OpenAI API key",
+        re.compile(
+            r"sk-(?:(?:proj|svcacct|admin)-)?[A-Za-z0-9_\-]{8,}T3BlbkFJ[A-Za-z0-9_\-]{8,}"
+            r"|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}"
+        ),
+    ),
+    ("an AWS access key id", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b")),
+    ("a GitHub token", re.compile(r"\b(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_\w{82})\b")),
+    ("a Hugging Face token", re.compile(r"\b(?:hf_|api_org_)[A-Za-z]{34}\b")),
+    ("a Google API key", re.compile(r"\bAIza[\w\-]{35}\b")),
+    ("a private key", re.compile(r"-----BEGIN[ A-Z0-9_\-]{0,100}PRIVATE KEY(?: BLOCK)?-----")),
+    ("a Slack token", re.compile(r"\bxox[baprs]-[0-9A-Za-z\-]{10,}")),
+    ("a GitLab token", re.compile(r"\bglpat-[0-9A-Za-z_\-]{20}\b")),
+    ("an npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
+    ("a PyPI token", re.compile(r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}")),
+    (
+        "a JSON Web Token",
+        re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """A field that holds what looks like a credential. Never carries the value itself."""
+
+    field: str
+    what: str
+
+    @property
+    def message(self) -> str:
+        return (
+            f"holds what looks like {self.what}; secrets never live in the registry: remove it, "
+            "rotate the key, and reference it instead (env:NAME, vault:PATH, aws-sm:NAME, gcp-sm:NAME)"
+        )
+
+
+def classify(text: str) -> str | None:
+    """The kind of credential `text` contains, or None."""
+    for what, pattern in _RULES:
+        if pattern.search(text):
+            return what
+    return None
+
+
+def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    stack: list[tuple[Any, str]] = [(value, path)]
+    while stack:
+        node, where = stack.pop()
+        if isinstance(node, str):
+            yield where, node
+        elif isinstance(node, dict):
+            for key, child in node.items():
+                key_text = str(key)
+                yield (f"{where}.{key_text}" if where else key_text) + " (key)", key_text
+                stack.append((child, f"{where}.{key_text}" if where else key_text))
+        elif isinstance(node, list):
+            stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+
+
+def scan(data: Any) -> list[Finding]:
+    """Every string (keys included) in a loaded manifest that looks like a credential."""
+    findings = []
+    for where, text in _walk(data, ""):
+        what = classify(text)
+        if what is not None:
+            findings.append(Finding(where, what))
+    return sorted(findings, key=lambda f: f.field)
