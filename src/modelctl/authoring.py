@@ -10,7 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelctl import commits, manifests, policy, refs, yamlio
-from modelctl.errors import ConflictError, ManifestError, Problem, UsageError
+from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.registry import Entry, Location, Snapshot, parse_entry, snapshot_worktree
 
 SCHEMA_DIR = ".modelctl/schemas"
@@ -66,8 +66,13 @@ def _check_new(
     place = refs.classify_path(path)
     assert place is not None
     entry: Entry = parse_entry(path, content, None, place.category)
-    trial = Snapshot(snapshot.label, snapshot.commit, None, {**snapshot.entries, path: entry},
-                     {**snapshot.others, **dict.fromkeys(extra, "")})
+    trial = Snapshot(
+        snapshot.label,
+        snapshot.commit,
+        None,
+        {**snapshot.entries, path: entry},
+        {**snapshot.others, **dict.fromkeys(extra, "")},
+    )
 
     def read_with_extra(p: str) -> bytes | None:
         return extra[p] if p in extra else read(p)
@@ -186,6 +191,9 @@ def variables_in(template: str) -> list[str]:
     """`{{ name }}` and `{name}` placeholders, in order of first use."""
     import re
 
-    found = re.findall(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}|(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})", template)
+    found = re.findall(
+        r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}|(?<!\{)\{([A-Za-z_][A-Za-z0-9_]*)\}(?!\})",
+        template,
+    )
     names = [a or b for a, b in found]
     return list(dict.fromkeys(names))

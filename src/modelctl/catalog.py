@@ -89,16 +89,14 @@ def _row(entry: Entry) -> Row:
         name, version = place.name, place.version
     else:
         name, version = place.name, place.version
-    return Row(_KIND[entry.category], name, version, entry.path, _summary(entry), entry.data is not None)
+    return Row(
+        _KIND[entry.category], name, version, entry.path, _summary(entry), entry.data is not None
+    )
 
 
 def list_rows(snapshot: Snapshot, kind: str | None = None) -> list[Row]:
     category = category_of(kind) if kind else None
-    return [
-        _row(e)
-        for e in snapshot.artifacts(category)
-        if e.category != "settings"
-    ]
+    return [_row(e) for e in snapshot.artifacts(category) if e.category != "settings"]
 
 
 def find(snapshot: Snapshot, text: str) -> Entry:
@@ -148,7 +146,9 @@ def used_by(snapshot: Snapshot, entry: Entry) -> list[Usage]:
     for other in snapshot.artifacts():
         for field_name, kind, target in references(other):
             if (kind, target) == wanted:
-                usages.append(Usage(other.path, field_name, _KIND.get(other.category, other.category)))
+                usages.append(
+                    Usage(other.path, field_name, _KIND.get(other.category, other.category))
+                )
     return usages
 
 

@@ -86,7 +86,9 @@ def refuse_uncommitted(loc: Location, paths: list[str]) -> None:
         )
 
 
-def write(loc: Location, plan: Plan, *, dry_run: bool = False, attempts: int = MAX_ATTEMPTS) -> Outcome:
+def write(
+    loc: Location, plan: Plan, *, dry_run: bool = False, attempts: int = MAX_ATTEMPTS
+) -> Outcome:
     """Plan on the branch tip and commit, retrying the whole plan when the branch moved."""
     store = loc.store
     branch = registry_branch(loc)

@@ -59,15 +59,20 @@ def inspect_jsonl(
             return
         try:
             row = json.loads(line)
-        except ValueError as exc:
+        except json.JSONDecodeError as exc:
             problems.append(Problem(label, "", f"not valid JSON: {exc.msg}", line_no))
+            return
+        except UnicodeDecodeError:
+            problems.append(Problem(label, "", "not valid UTF-8", line_no))
             return
         if not isinstance(row, dict):
             problems.append(Problem(label, "", "each line must be a JSON object", line_no))
             return
         rid = row.get("id")
         if not isinstance(rid, str | int) or isinstance(rid, bool):
-            problems.append(Problem(label, "id", "every row needs an id (string or integer)", line_no))
+            problems.append(
+                Problem(label, "id", "every row needs an id (string or integer)", line_no)
+            )
             return
         key = str(rid)
         if key in ids:

@@ -44,7 +44,10 @@ class DemoResult:
 def example_dir() -> Path:
     """The bundled example registry: inside the package (wheel) or the source tree."""
     package = Path(__file__).resolve().parent
-    for candidate in (package / "examples" / "registry", package.parent.parent / "examples" / "registry"):
+    for candidate in (
+        package / "examples" / "registry",
+        package.parent.parent / "examples" / "registry",
+    ):
         if (candidate / "modelctl.yaml").is_file():
             return candidate
     raise UsageError("the bundled example registry is missing from this installation; reinstall")
@@ -79,14 +82,30 @@ def steps(example: Path) -> list[Step]:
     return [
         Step("Check every manifest: schema, references, stages, secrets", ["modelctl", "validate"]),
         Step("What the registry holds", ["modelctl", "list"]),
-        Step("One model version and everything that uses it", ["modelctl", "show", "support-claude@2026-05"]),
+        Step(
+            "One model version and everything that uses it",
+            ["modelctl", "show", "support-claude@2026-05"],
+        ),
         Step(
             "Add a model version from flags (one commit)",
             [
-                "modelctl", "add", "model", "support-gpt", "2026-07",
-                "--provider", "openai", "--provider-model", "gpt-4.1-2025-04-14",
-                "--provider-key", "env:OPENAI_API_KEY", "--param", "temperature=0.2",
-                "--base", "support-gpt@2026-05", "--description", "Full GPT-4.1 for hard cases",
+                "modelctl",
+                "add",
+                "model",
+                "support-gpt",
+                "2026-07",
+                "--provider",
+                "openai",
+                "--provider-model",
+                "gpt-4.1-2025-04-14",
+                "--provider-key",
+                "env:OPENAI_API_KEY",
+                "--param",
+                "temperature=0.2",
+                "--base",
+                "support-gpt@2026-05",
+                "--description",
+                "Full GPT-4.1 for hard cases",
             ],
         ),
         Step("Registry history so far is plain git", ["git", "log", "--oneline"]),
@@ -103,7 +122,9 @@ def steps(example: Path) -> list[Step]:
             expect=1,
             note="the demo wrote a model version holding a fake OpenAI key",
         ),
-        Step("Everything is valid again", ["modelctl", "validate"], note="the demo removed that file"),
+        Step(
+            "Everything is valid again", ["modelctl", "validate"], note="the demo removed that file"
+        ),
     ]
 
 

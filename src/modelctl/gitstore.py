@@ -73,7 +73,7 @@ def _lock_error(stderr: str) -> LockHeld | None:
         age = "gone now"
     return LockHeld(
         f"git lock {lock} is held ({age})",
-        hint="another git process is running here; if none is, it crashed: remove the file and retry",
+        hint="another git process is running here; if none is, one crashed: remove the file, retry",
     )
 
 
@@ -99,7 +99,9 @@ def run_git(
             check=False,
         )
     except FileNotFoundError:
-        raise GitError("git is not installed or not on PATH", hint="install git 2.34 or newer") from None
+        raise GitError(
+            "git is not installed or not on PATH", hint="install git 2.34 or newer"
+        ) from None
     if check and proc.returncode != 0:
         stderr = proc.stderr.decode("utf-8", "replace").strip()
         lock = _lock_error(stderr)
@@ -109,7 +111,7 @@ def run_git(
             raise GitError(
                 "git has no identity configured for commits",
                 hint='run: git config --global user.name "Your Name" && '
-                'git config --global user.email you@example.com',
+                "git config --global user.email you@example.com",
             )
         raise GitError(f"git {args[0]} failed: {stderr or f'exit {proc.returncode}'}")
     return proc
@@ -195,7 +197,9 @@ class GitStore:
     ) -> subprocess.CompletedProcess[bytes]:
         return run_git(list(args), cwd=self.toplevel, stdin=stdin, env=env, check=check)
 
-    def out(self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None) -> str:
+    def out(
+        self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None
+    ) -> str:
         return self.git(*args, stdin=stdin, env=env).stdout.decode("utf-8", "replace").strip()
 
     def resolve(self, rev: str, peel: str = "commit") -> str | None:
@@ -224,6 +228,19 @@ class GitStore:
         )
         text = proc.stdout.decode().strip()
         return text if proc.returncode == 0 and _OID_RE.match(text) else None
+
+    def commit_and_tree(self, rev: str, prefix: str) -> tuple[str | None, str | None]:
+        """(commit `rev` names, tree of folder `prefix` in it) with one process."""
+        tree_spec = f"{rev}^{{commit}}:{prefix}" if prefix else f"{rev}^{{tree}}"
+        proc = self.git(
+            "rev-parse", "--quiet", "--end-of-options", f"{rev}^{{commit}}", tree_spec, check=False
+        )
+        # Without --verify, rev-parse echoes --end-of-options itself: keep only object ids.
+        lines = [x for x in proc.stdout.decode().split() if _OID_RE.match(x)]
+        if proc.returncode == 0 and len(lines) == 2:
+            return lines[0], lines[1]
+        commit = self.resolve(rev)
+        return commit, (self.tree_of(commit, prefix) if commit else None)
 
     def tree_of(self, commit: str, prefix: str) -> str | None:
         """The tree id of folder `prefix` ('' for the root) at `commit`."""
@@ -268,7 +285,9 @@ class GitStore:
         wanted = list(dict.fromkeys(oids))
         if not wanted:
             return {}
-        out = self.git("cat-file", "--batch", stdin="".join(f"{o}\n" for o in wanted).encode()).stdout
+        out = self.git(
+            "cat-file", "--batch", stdin="".join(f"{o}\n" for o in wanted).encode()
+        ).stdout
         blobs: dict[str, bytes] = {}
         pos = 0
         for oid in wanted:
@@ -288,9 +307,15 @@ class GitStore:
         return self.read_blobs([oid])[oid] if oid else None
 
     def changed_paths(self, pathspec: str = ".") -> dict[str, str]:
-        """Uncommitted changes under `pathspec`: path -> porcelain XY status (includes untracked)."""
+        """Uncommitted changes under `pathspec`, untracked files included: path -> XY status."""
         raw = self.git(
-            "status", "--porcelain=v1", "-z", "--untracked-files=all", "--no-renames", "--", pathspec
+            "status",
+            "--porcelain=v1",
+            "-z",
+            "--untracked-files=all",
+            "--no-renames",
+            "--",
+            pathspec,
         ).stdout
         changes: dict[str, str] = {}
         for record in raw.split(b"\0"):
@@ -299,7 +324,9 @@ class GitStore:
         return changes
 
     def is_ancestor(self, older: str, newer: str) -> bool:
-        proc = self.git("merge-base", "--is-ancestor", "--end-of-options", older, newer, check=False)
+        proc = self.git(
+            "merge-base", "--is-ancestor", "--end-of-options", older, newer, check=False
+        )
         return proc.returncode == 0
 
     # --- writing --------------------------------------------------------------------------------
@@ -312,7 +339,7 @@ class GitStore:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         fd, index = tempfile.mkstemp(prefix="index-", dir=self.state_dir)
         os.close(fd)
-        os.unlink(index)  # git wants to create it; mkstemp only reserved a unique name
+        Path(index).unlink()  # git wants to create it; mkstemp only reserved a unique name
         env = {"GIT_INDEX_FILE": index}
         try:
             if parent is not None:
@@ -323,11 +350,12 @@ class GitStore:
                     lines.append(f"0 {ZERO_OID}\t{path}")
                 else:
                     lines.append(f"100644 {self.hash_blob(data)}\t{path}")
-            self.git("update-index", "--index-info", stdin=("\n".join(lines) + "\n").encode(), env=env)
+            self.git(
+                "update-index", "--index-info", stdin=("\n".join(lines) + "\n").encode(), env=env
+            )
             return self.out("write-tree", env=env)
         finally:
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(index)
+            Path(index).unlink(missing_ok=True)
 
     def _signed_tag(self, name: str, commit: str, message: str) -> str:
         """A signed annotated tag object named `name`, written without creating any ref here.
@@ -372,9 +400,11 @@ class GitStore:
             if proc.returncode != 0:
                 err = proc.stderr.decode("utf-8", "replace").strip()
                 raise GitError(f"signing tag {name} failed: {err}", hint=SIGNING_HINT)
-            return run_git(
-                ["rev-parse", "--verify", f"refs/tags/{name}"], cwd=scratch, env=env
-            ).stdout.decode().strip()
+            return (
+                run_git(["rev-parse", "--verify", f"refs/tags/{name}"], cwd=scratch, env=env)
+                .stdout.decode()
+                .strip()
+            )
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
@@ -434,7 +464,11 @@ class GitStore:
         if proc.returncode == 0:
             return
         err = proc.stderr.decode("utf-8", "replace").strip()
-        if "but expected" in err or "reference already exists" in err or "exists; cannot create" in err:
+        if (
+            "but expected" in err
+            or "reference already exists" in err
+            or "exists; cannot create" in err
+        ):
             raise RefMoved(f"{branch_ref} moved while modelctl was writing", hint="run it again")
         lock = _lock_error(err)
         if lock is not None:

@@ -45,22 +45,13 @@ def _ref_checker(kind: refs.Kind) -> Any:
     return check
 
 
-def _ref_type(kind: refs.Kind) -> Any:
-    pattern = (
-        rf"^({kind.value}/|{kind.singular}/)?{refs.NAME_SCHEMA_PATTERN[1:-1]}@"
-        rf"{refs.NAME_SCHEMA_PATTERN[1:-1]}$"
-    )
-    return Annotated[
-        str,
-        AfterValidator(_ref_checker(kind)),
-        WithJsonSchema(
-            {
-                "type": "string",
-                "pattern": pattern,
-                "description": f"a {kind.singular} reference: name@version",
-            }
-        ),
-    ]
+def _ref_schema(kind: refs.Kind) -> dict[str, Any]:
+    name = refs.NAME_SCHEMA_PATTERN[1:-1]
+    return {
+        "type": "string",
+        "pattern": rf"^({kind.value}/|{kind.singular}/)?{name}@{name}$",
+        "description": f"a {kind.singular} reference: name@version",
+    }
 
 
 def _utc(value: datetime) -> datetime:
@@ -73,10 +64,26 @@ Name = Annotated[
     AfterValidator(_name),
     WithJsonSchema({"type": "string", "pattern": refs.NAME_SCHEMA_PATTERN, "maxLength": 64}),
 ]
-ModelRef = _ref_type(refs.Kind.MODEL)
-PromptRef = _ref_type(refs.Kind.PROMPT)
-JudgeRef = _ref_type(refs.Kind.JUDGE)
-DatasetRef = _ref_type(refs.Kind.DATASET)
+ModelRef = Annotated[
+    str,
+    AfterValidator(_ref_checker(refs.Kind.MODEL)),
+    WithJsonSchema(_ref_schema(refs.Kind.MODEL)),
+]
+PromptRef = Annotated[
+    str,
+    AfterValidator(_ref_checker(refs.Kind.PROMPT)),
+    WithJsonSchema(_ref_schema(refs.Kind.PROMPT)),
+]
+JudgeRef = Annotated[
+    str,
+    AfterValidator(_ref_checker(refs.Kind.JUDGE)),
+    WithJsonSchema(_ref_schema(refs.Kind.JUDGE)),
+]
+DatasetRef = Annotated[
+    str,
+    AfterValidator(_ref_checker(refs.Kind.DATASET)),
+    WithJsonSchema(_ref_schema(refs.Kind.DATASET)),
+]
 Digest = Annotated[
     str,
     Field(pattern=r"^[0-9a-f]{64}$", description="a lowercase hex sha256 digest"),
@@ -144,7 +151,9 @@ class Manifest(Strict):
 
 
 class Artifact(Strict):
-    uri: str = Field(min_length=1, description="where the weights live: s3://, gs://, hf://, a path")
+    uri: str = Field(
+        min_length=1, description="where the weights live: s3://, gs://, hf://, a path"
+    )
     sha256: Digest
     bytes: int | None = Field(None, ge=0)
     format: str | None = None
@@ -172,7 +181,9 @@ class Model(Manifest):
     """One version of a model: a provider model id, or self-hosted weights."""
 
     kind: Literal["Model"]
-    provider: Name = Field(description="openai, anthropic, azure, bedrock, vertex_ai, self-hosted...")
+    provider: Name = Field(
+        description="openai, anthropic, azure, bedrock, vertex_ai, self-hosted..."
+    )
     provider_model: str = Field(
         min_length=1,
         max_length=200,
@@ -215,7 +226,9 @@ class Prompt(Manifest):
 
     @model_validator(mode="after")
     def _one_body(self) -> Prompt:
-        given = [f for f in ("template", "messages", "template_file") if getattr(self, f) is not None]
+        given = [
+            f for f in ("template", "messages", "template_file") if getattr(self, f) is not None
+        ]
         if len(given) != 1:
             raise ValueError(
                 "a prompt needs exactly one of template, messages or template_file"
@@ -392,7 +405,9 @@ class EvalGate(Strict):
     max_regression: float = Field(
         0.02, ge=0, le=1, description="largest tolerated drop in pass rate (absolute)"
     )
-    min_samples: int = Field(30, ge=1, description="cohorts with fewer paired examples are under-powered")
+    min_samples: int = Field(
+        30, ge=1, description="cohorts with fewer paired examples are under-powered"
+    )
     confidence: float = Field(0.95, gt=0.5, lt=1)
     max_age_days: int | None = Field(None, ge=1, description="refuse eval runs older than this")
 

@@ -84,9 +84,9 @@ def references(entry: Entry) -> Iterator[tuple[str, refs.Kind, str]]:
 
 def check_references(snapshot: Snapshot) -> Iterator[Problem]:
     for entry in snapshot.artifacts():
-        for field, kind, text in references(entry):
+        for where, kind, text in references(entry):
             if not _exists(snapshot, kind, text):
-                yield _ref_problem(entry, field, kind, text)
+                yield _ref_problem(entry, where, kind, text)
 
 
 def check_settings(snapshot: Snapshot) -> Iterator[Problem]:
@@ -177,13 +177,16 @@ def check_evals(snapshot: Snapshot) -> Iterator[Problem]:
         pinned = entry.data["dataset"]
         ref = refs.parse_ref(pinned["ref"], refs.Kind.DATASET)
         dataset = snapshot.get(ref)
-        if dataset is not None and dataset.data is not None:
-            if dataset.data["sha256"] != pinned["sha256"]:
-                yield Problem(
-                    entry.path,
-                    "dataset.sha256",
-                    f"does not match the digest recorded in dataset {pinned['ref']}",
-                )
+        if (
+            dataset is not None
+            and dataset.data is not None
+            and dataset.data["sha256"] != pinned["sha256"]
+        ):
+            yield Problem(
+                entry.path,
+                "dataset.sha256",
+                f"does not match the digest recorded in dataset {pinned['ref']}",
+            )
 
 
 def check_immutable(snapshot: Snapshot, base: Snapshot) -> Iterator[Problem]:
@@ -230,6 +233,7 @@ class ValidateResult:
     files: int
     problems: list[Problem]
     skipped: list[str] = field(default_factory=list)
+    prefix: str = ""  # the registry's folder in its repository, for CI annotations
 
     @property
     def ok(self) -> bool:
@@ -249,7 +253,10 @@ def _registry_paths(loc: Location, paths: list[Path]) -> tuple[list[str], list[s
 
 
 def validate(
-    loc: Location, paths: list[Path] | None = None, base: str | None = "HEAD", rev: str | None = None
+    loc: Location,
+    paths: list[Path] | None = None,
+    base: str | None = "HEAD",
+    rev: str | None = None,
 ) -> ValidateResult:
     """Check the work tree (or `rev`) against every rule, and immutability against `base`."""
     from modelctl.registry import snapshot_at, snapshot_worktree
@@ -286,9 +293,48 @@ def validate(
 
         problems = [p for p in problems if selected(p.path) or p.path == refs.SETTINGS_FILE]
         files = sum(1 for path in snapshot.entries if selected(path))
+    problems = _with_lines(problems, read)
     # Immutability is about the whole registry: a deleted version is in no list of changed files.
     if base_snapshot is not None:
         problems = sorted(set(problems) | set(check_immutable(snapshot, base_snapshot)))
     return ValidateResult(
-        snapshot.label, base_snapshot.label if base_snapshot else None, files, problems, skipped
+        snapshot.label,
+        base_snapshot.label if base_snapshot else None,
+        files,
+        problems,
+        skipped,
+        loc.prefix,
     )
+
+
+def _field_path(field_name: str) -> tuple[str | int, ...]:
+    """`stages.prod.targets[0].model` -> ('stages', 'prod', 'targets', 0, 'model')."""
+    import re
+
+    parts: list[str | int] = []
+    for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field_name):
+        parts.append(int(index) if index else name)
+    return tuple(parts)
+
+
+def _with_lines(problems: list[Problem], read: ReadFile) -> list[Problem]:
+    """Add line numbers to cross-file problems by finding their field in the file."""
+    from modelctl import yamlio
+    from modelctl.errors import ManifestError
+
+    docs: dict[str, yamlio.Document | None] = {}
+    out = []
+    for problem in problems:
+        if problem.line is None and problem.field:
+            if problem.path not in docs:
+                raw = read(problem.path)
+                try:
+                    docs[problem.path] = yamlio.load(raw, problem.path) if raw is not None else None
+                except ManifestError:
+                    docs[problem.path] = None
+            doc = docs[problem.path]
+            if doc is not None:
+                line = doc.line_of(_field_path(problem.field))
+                problem = Problem(problem.path, problem.field, problem.message, line)
+        out.append(problem)
+    return out

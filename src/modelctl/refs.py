@@ -1,4 +1,4 @@
-"""Names, versions, references, registry paths and lifecycle tag names: parsed and formatted here only.
+"""Names, versions, references, registry paths and lifecycle tags: parsed and formatted here.
 
 Every identifier a user types passes `check_name` before it becomes a path, a git argument or a
 tag name. The rule is deliberately narrower than what git or a file system accepts, so that an
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from pathlib import PurePosixPath
 
 from modelctl.errors import UsageError
@@ -21,14 +21,12 @@ _NAME_RE = re.compile(NAME_PATTERN)
 # The same rule in ECMAScript syntax (JSON Schema): no `..`, no trailing `.`, no `.lock` suffix.
 NAME_SCHEMA_PATTERN = r"^(?!.*\.\.)(?!.*\.$)(?!.*\.lock$)[a-z0-9][a-z0-9._-]{0,63}$"
 _WINDOWS_RESERVED = frozenset(
-    ["con", "prn", "aux", "nul"]
-    + [f"com{i}" for i in range(10)]
-    + [f"lpt{i}" for i in range(10)]
+    ["con", "prn", "aux", "nul"] + [f"com{i}" for i in range(10)] + [f"lpt{i}" for i in range(10)]
 )
 MAX_NAME_LENGTH = 64
 
 
-class Kind(str, Enum):
+class Kind(StrEnum):
     """A versioned artifact kind; the value is its folder in the registry."""
 
     MODEL = "models"
@@ -86,7 +84,9 @@ def check_name(text: str, what: str = "name") -> str:
     """Return `text` when it is a valid name or version, else raise UsageError naming `what`."""
     problem = name_problem(text)
     if problem is not None:
-        raise UsageError(f"invalid {what}: {problem}", hint="names look like support-llm or 2026-04")
+        raise UsageError(
+            f"invalid {what}: {problem}", hint="names look like support-llm or 2026-04"
+        )
     return text
 
 
@@ -172,6 +172,7 @@ class RegistryPath:
 
 
 SETTINGS_FILE = "modelctl.yaml"
+_KIND_FOLDERS = frozenset(k.value for k in Kind)
 
 
 def classify_path(path: str) -> RegistryPath | None:
@@ -186,7 +187,7 @@ def classify_path(path: str) -> RegistryPath | None:
         return RegistryPath("routes", stem)
     if len(parts) == 3 and parts[0] == "evals":
         return RegistryPath("evals", parts[1], stem)
-    if len(parts) == 3 and parts[0] in {k.value for k in Kind}:
+    if len(parts) == 3 and parts[0] in _KIND_FOLDERS:
         return RegistryPath(parts[0], parts[1], stem)
     return None
 
@@ -225,6 +226,7 @@ def parse_lifecycle_tag(text: str) -> LifecycleTag:
     parts = body.split("/")
     if len(parts) != 4 or parts[0] != TAG_PREFIX or not _SEQ_RE.match(parts[3]):
         raise UsageError(
-            f"{text!r} is not a lifecycle tag", hint="lifecycle tags look like modelctl/ROUTE/STAGE/SEQ"
+            f"{text!r} is not a lifecycle tag",
+            hint="lifecycle tags look like modelctl/ROUTE/STAGE/SEQ",
         )
     return lifecycle_tag(parts[1], parts[2], int(parts[3]))

@@ -132,11 +132,11 @@ def _write_json_atomic(path: Path, payload: Any) -> None:
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump(payload, fh, separators=(",", ":"))
-        os.replace(tmp, path)
+            # dumps, not dump: only the one-shot encoder runs in C.
+            fh.write(json.dumps(payload, separators=(",", ":")))
+        Path(tmp).replace(path)
     except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
+        Path(tmp).unlink(missing_ok=True)
         raise
 
 
@@ -177,13 +177,12 @@ def empty_snapshot(label: str) -> Snapshot:
 def snapshot_at(loc: Location, rev: str = "HEAD") -> Snapshot:
     """The registry as committed at `rev`."""
     store = loc.store
-    commit = store.resolve(rev)
+    commit, tree = store.commit_and_tree(rev, loc.prefix.rstrip("/"))
     if commit is None:
         if rev == "HEAD" and store.ref_oid("HEAD") is None:
             return empty_snapshot("HEAD (no commits yet)")
         raise UsageError(f"revision {rev!r} does not exist in {store.toplevel}")
     label = f"{rev} ({commit[:7]})"
-    tree = store.tree_of(commit, loc.prefix.rstrip("/"))
     if tree is None:
         return Snapshot(label, commit, None, {}, {})
     cache = _cache_dir(loc)
@@ -224,7 +223,11 @@ def _build(loc: Location, tree: str, label: str, commit: str | None) -> Snapshot
                 place.category,
                 item.oid,
                 None,
-                [Problem(item.path, "", "is a symlink or submodule; manifests must be plain files")],
+                [
+                    Problem(
+                        item.path, "", "is a symlink or submodule; manifests must be plain files"
+                    )
+                ],
             )
             continue
         old = previous.get(item.path)
@@ -255,7 +258,10 @@ def snapshot_worktree(loc: Location) -> Snapshot:
         if file.is_symlink():
             if place is not None:
                 entries[path] = Entry(
-                    path, place.category, None, None,
+                    path,
+                    place.category,
+                    None,
+                    None,
                     [Problem(path, "", "is a symlink; manifests must be plain files")],
                 )
             continue
@@ -270,6 +276,6 @@ def snapshot_worktree(loc: Location) -> Snapshot:
 
 
 def read_limited(file: Path) -> bytes:
-    """Read at most one byte more than a manifest may hold, so an oversized file is never slurped."""
+    """Read at most one byte more than a manifest may hold: oversized files are never slurped."""
     with file.open("rb") as fh:
         return fh.read(MAX_MANIFEST_BYTES + 1)

@@ -38,8 +38,13 @@ def err() -> Console:
     return _err
 
 
+_PLAIN = (str, int, float, bool, type(None))
+
+
 def jsonable(value: Any) -> Any:
     """Plain JSON data from dataclasses, pydantic models, paths, enums and datetimes."""
+    if type(value) in _PLAIN:
+        return value
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if hasattr(value, "model_dump"):
@@ -58,7 +63,9 @@ def jsonable(value: Any) -> Any:
 
 
 def emit_json(payload: Any) -> None:
-    sys.stdout.write(json.dumps(jsonable(payload), indent=2, ensure_ascii=False) + "\n")
+    # Indented for a person at a terminal; compact (and encoded in C) for a pipe.
+    indent = 2 if sys.stdout.isatty() else None
+    sys.stdout.write(json.dumps(jsonable(payload), indent=indent, ensure_ascii=False) + "\n")
     sys.stdout.flush()
 
 
@@ -137,7 +144,10 @@ def show_result(result: Any) -> None:
     from modelctl import yamlio
 
     o = out()
-    o.print(f"[bold]{escape(result.ref)}[/bold]  [dim]{escape(result.path)} at {escape(result.source)}[/dim]")
+    o.print(
+        f"[bold]{escape(result.ref)}[/bold]  "
+        f"[dim]{escape(result.path)} at {escape(result.source)}[/dim]"
+    )
     if result.data is not None:
         o.print(escape(yamlio.dump(result.data)).rstrip())
     for problem in result.problems:
@@ -150,7 +160,7 @@ def show_result(result: Any) -> None:
         o.print("\n[dim]not referenced by any other manifest[/dim]")
 
 
-def problems(items: list[Any]) -> None:
+def problems(items: list[Any], prefix: str = "") -> None:
     for p in items:
         where = f"{p.path}:{p.line}" if p.line else p.path
         field = f" [cyan]{escape(p.field)}[/cyan]:" if p.field else ""
@@ -159,7 +169,7 @@ def problems(items: list[Any]) -> None:
         for p in items:
             line = f",line={p.line}" if p.line else ""
             text = f"{p.field}: {p.message}" if p.field else p.message
-            sys.stdout.write(f"::error file={_gh(p.path)}{line}::{_gh(text)}\n")
+            sys.stdout.write(f"::error file={_gh(prefix + p.path)}{line}::{_gh(text)}\n")
 
 
 def _gh(text: str) -> str:
@@ -169,7 +179,7 @@ def _gh(text: str) -> str:
 
 def validate_result(result: Any) -> None:
     if result.problems:
-        problems(result.problems)
+        problems(result.problems, result.prefix)
         err().print(
             f"[red]✗[/red] {len(result.problems)} problem(s) in {result.files} file(s) "
             f"({escape(result.source)})"
@@ -182,8 +192,13 @@ def validate_result(result: Any) -> None:
 
 
 def demo_intro(directory: str) -> None:
-    out().print(f"[bold]modelctl demo[/bold]: a fresh registry built from the bundled example in {escape(directory)}")
-    out().print("[dim]Each step runs the real command; type the same in that folder to follow along.[/dim]")
+    out().print(
+        "[bold]modelctl demo[/bold]: a fresh registry built from the bundled example in "
+        + escape(directory)
+    )
+    out().print(
+        "[dim]Each step runs the real command; type the same in that folder to follow along.[/dim]"
+    )
 
 
 def demo_step(index: int, step: Any) -> None:

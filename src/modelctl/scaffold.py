@@ -79,10 +79,11 @@ def init(path: Path, *, name: str | None = None, commit: bool = True) -> InitRes
             hint="use it as it is, or choose an empty folder",
         )
     name = refs.check_name(name, "registry name") if name else default_name(root)
-    store = GitStore.discover(root) if root.exists() else None
+    nearest = next(p for p in (root, *root.parents) if p.exists())
+    store = GitStore.discover(nearest)
     if commit:
         # Fail before creating anything when git could not commit.
-        run_git(["var", "GIT_COMMITTER_IDENT"], cwd=root if root.exists() else Path.cwd())
+        run_git(["var", "GIT_COMMITTER_IDENT"], cwd=nearest)
     root.mkdir(parents=True, exist_ok=True)
     created_repo = store is None
     if store is None:

@@ -37,7 +37,9 @@ def _message(error: Any) -> str:
     return msg.removeprefix("Value error, ").removeprefix("Assertion failed, ")
 
 
-def pydantic_problems(path: str, exc: ValidationError, doc: yamlio.Document | None) -> list[Problem]:
+def pydantic_problems(
+    path: str, exc: ValidationError, doc: yamlio.Document | None
+) -> list[Problem]:
     problems = []
     for error in exc.errors(include_input=False, include_url=False):
         # Tagged unions and function validators add their own names to the location: drop them.
@@ -50,9 +52,19 @@ def pydantic_problems(path: str, exc: ValidationError, doc: yamlio.Document | No
 def check_file(path: str, raw: bytes, category: str) -> tuple[dict[str, Any] | None, list[Problem]]:
     """Load and validate one registry file: (canonical data or None, problems)."""
     try:
-        doc = yamlio.load_mapping(raw, path)
+        doc = yamlio.load_mapping(raw, path, with_lines=False)
     except ManifestError as exc:
         return None, exc.problems
+    data, problems = _check_loaded(path, doc, category)
+    if problems and not doc.lines:
+        # Load again, recording lines, only to say where the problems are.
+        _, problems = _check_loaded(path, yamlio.load_mapping(raw, path), category)
+    return data, problems
+
+
+def _check_loaded(
+    path: str, doc: yamlio.Document, category: str
+) -> tuple[dict[str, Any] | None, list[Problem]]:
     data = doc.data
     expected = manifests.CATEGORY_KIND[category]
     kind = data.get("kind")
@@ -85,9 +97,7 @@ def check_file(path: str, raw: bytes, category: str) -> tuple[dict[str, Any] | N
     return manifests.to_data(model), []
 
 
-def _path_problems(
-    path: str, category: str, model: Any, doc: yamlio.Document
-) -> list[Problem]:
+def _path_problems(path: str, category: str, model: Any, doc: yamlio.Document) -> list[Problem]:
     place = refs.classify_path(path)
     if place is None or category == "settings":
         return []
@@ -123,7 +133,9 @@ def parse_manifest(raw: bytes, source: str) -> tuple[str, Any]:
     category = _EXPECTED_FOLDER.get(kind) if isinstance(kind, str) else None
     if category is None or kind == "Registry":
         choices = ", ".join(k for k in manifests.CATEGORY_KIND.values() if k != "Registry")
-        raise ManifestError([Problem(source, "kind", f"must be one of {choices}", doc.line_of(("kind",)))])
+        raise ManifestError(
+            [Problem(source, "kind", f"must be one of {choices}", doc.line_of(("kind",)))]
+        )
     secrets = secretscan.scan(doc.data)
     problems = [Problem(source, f.field, f.message) for f in secrets]
     hidden = {f.field for f in secrets}

@@ -13,7 +13,8 @@ from modelctl.cli.app import JsonOption, app
 @app.command("demo")
 def demo(
     directory: Annotated[
-        Path | None, typer.Argument(help="Where to build the demo registry (default: a new temp folder).")
+        Path | None,
+        typer.Argument(help="Where to build the demo registry (default: a new temp folder)."),
     ] = None,
     json_output: JsonOption = False,
 ) -> None:

@@ -49,7 +49,9 @@ def _common(description: str | None, owner: str | None, labels: list[str] | None
     }
 
 
-def _finish_add(model: Any, json_output: bool, no_commit: bool, extra: dict[str, bytes] | None = None) -> None:
+def _finish_add(
+    model: Any, json_output: bool, no_commit: bool, extra: dict[str, bytes] | None = None
+) -> None:
     from modelctl import authoring, render
 
     result = authoring.add(location(), model, extra_files=extra, commit=not no_commit)
@@ -108,7 +110,9 @@ def add(
 def add_model(
     name: str,
     version: str,
-    provider: Annotated[str, typer.Option(help="openai, anthropic, azure, bedrock, self-hosted...")],
+    provider: Annotated[
+        str, typer.Option(help="openai, anthropic, azure, bedrock, self-hosted...")
+    ],
     provider_model: Annotated[
         str, typer.Option(help="Exact model id the provider reports, e.g. gpt-4o-2024-08-06.")
     ],
@@ -122,7 +126,9 @@ def add_model(
         list[str] | None, typer.Option(help="Request parameter KEY=VALUE; repeatable.")
     ] = None,
     endpoint: Annotated[str | None, typer.Option(help="API base URL.")] = None,
-    artifact_uri: Annotated[str | None, typer.Option(help="Where self-hosted weights live.")] = None,
+    artifact_uri: Annotated[
+        str | None, typer.Option(help="Where self-hosted weights live.")
+    ] = None,
     artifact_sha256: Annotated[str | None, typer.Option(help="sha256 of the weights.")] = None,
     trained_on: Annotated[
         list[str] | None, typer.Option(help="Dataset NAME@VERSION it was trained on; repeatable.")
@@ -185,7 +191,11 @@ def add_prompt(
     """Add a prompt version (a prompt change is a model change)."""
     from modelctl import authoring
 
-    fields: dict[str, Any] = {"name": name, "version": version, **_common(description, owner, label)}
+    fields: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        **_common(description, owner, label),
+    }
     extra: dict[str, bytes] = {}
     text = template
     if template_file is not None:
@@ -237,7 +247,8 @@ def add_dataset(
     name: str,
     version: str,
     file: Annotated[
-        Path | None, typer.Option("--file", help="Local JSONL file: digest, rows and size are read.")
+        Path | None,
+        typer.Option("--file", help="Local JSONL file: digest, rows and size are read."),
     ] = None,
     uri: Annotated[
         str | None, typer.Option(help="Remote location (s3://, gs://, hf://...@rev) to record.")
@@ -266,7 +277,11 @@ def add_dataset(
     from modelctl import authoring
     from modelctl.errors import UsageError
 
-    fields: dict[str, Any] = {"name": name, "version": version, **_common(description, owner, label)}
+    fields: dict[str, Any] = {
+        "name": name,
+        "version": version,
+        **_common(description, owner, label),
+    }
     extra: dict[str, bytes] = {}
     if file is not None:
         rel, extra, stats = authoring.dataset_file(location(), name, version, file)
@@ -360,9 +375,7 @@ def schema(
     kind: Annotated[
         str | None, typer.Argument(help="Print one schema: model, prompt, route, registry...")
     ] = None,
-    write: Annotated[
-        Path | None, typer.Option(help="Write every schema into this folder.")
-    ] = None,
+    write: Annotated[Path | None, typer.Option(help="Write every schema into this folder.")] = None,
     check: Annotated[
         Path | None, typer.Option(help="Exit 1 when the schemas in this folder are stale.")
     ] = None,

@@ -1,0 +1,51 @@
+"""Timing helpers shared by the benchmarks: medians of whole-process wall times."""
+
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+MODELCTL = [sys.executable, "-m", "modelctl"]
+
+
+def run(argv: list[str], cwd: Path, env: dict[str, str], stdin: bytes | None = None) -> None:
+    proc = subprocess.run(argv, cwd=cwd, env=env, input=stdin, capture_output=True, check=False)
+    if proc.returncode not in (0, 1):
+        raise SystemExit(
+            f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.decode()[:500]}"
+        )
+
+
+def median_time(
+    fn: Callable[[], None], repeat: int = 7, before: Callable[[], None] | None = None
+) -> float:
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def drop_cache(repo: Path) -> Callable[[], None]:
+    def drop() -> None:
+        shutil.rmtree(repo / ".git" / "modelctl", ignore_errors=True)
+
+    return drop
+
+
+def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f} ms"
