@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import random
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelctl.errors import ConflictError, GitError, UsageError
-from modelctl.gitstore import SIGNING_HINT, CommitResult, LockHeld, RefMoved, TagSpec
+from modelctl.gitstore import SIGNING_HINT, ZERO_OID, CommitResult, LockHeld, RefMoved, TagSpec
 from modelctl.registry import Location, Snapshot, empty_snapshot, snapshot_at
 
 MAX_ATTEMPTS = 20
@@ -38,6 +39,7 @@ class Outcome:
     attempts: int = 1
     warnings: list[str] = field(default_factory=list)
     base: str | None = None  # the commit the change was built on
+    already_landed: bool = False  # an earlier, unconfirmed push of this intent had landed
 
 
 Plan = Callable[[Snapshot, str | None], Change]
@@ -86,10 +88,33 @@ def refuse_uncommitted(loc: Location, paths: list[str]) -> None:
         )
 
 
+def _backoff(attempt: int) -> None:
+    # Jittered exponential backoff: contenders spread out instead of colliding again.
+    time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+
+
+def _with_intent(message: str, intent: str | None) -> str:
+    if intent is None or f"Modelctl-Promotion-Id: {intent}" in message:
+        return message
+    return message.rstrip("\n") + f"\nModelctl-Promotion-Id: {intent}\n"
+
+
 def write(
-    loc: Location, plan: Plan, *, dry_run: bool = False, attempts: int = MAX_ATTEMPTS
+    loc: Location,
+    plan: Plan,
+    *,
+    dry_run: bool = False,
+    attempts: int = MAX_ATTEMPTS,
+    push: str | None = None,
+    intent: str | None = None,
 ) -> Outcome:
-    """Plan on the branch tip and commit, retrying the whole plan when the branch moved."""
+    """Plan on the branch tip and commit, retrying the whole plan when the branch moved.
+
+    With `push`, the remote's branch is the tip: the commit and its tags are pushed with
+    `--atomic` (never forced) and local refs follow only after the remote accepted them.
+    """
+    if push is not None:
+        return _write_remote(loc, plan, push, dry_run, attempts, intent or uuid.uuid4().hex)
     store = loc.store
     branch = registry_branch(loc)
     last: ConflictError | None = None
@@ -102,12 +127,12 @@ def write(
         refuse_uncommitted(loc, change.guard)
         sign = decide_signing(loc, snapshot, change.stage)
         files = {loc.repo_path(p): data for p, data in change.files.items()}
+        message = _with_intent(change.message, intent)
         try:
-            result = store.commit(branch, tip, files, change.message, sign=sign, tags=change.tags)
+            result = store.commit(branch, tip, files, message, sign=sign, tags=change.tags)
         except (RefMoved, LockHeld) as exc:
             last = exc
-            # Jittered exponential backoff: contenders spread out instead of colliding again.
-            time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+            _backoff(attempt)
             continue
         warnings = store.sync_worktree(branch, files)
         return Outcome(change, result, attempt, warnings, base=tip)
@@ -116,6 +141,72 @@ def write(
         f"gave up after {attempts} attempts: {last.message}",
         hint=last.hint or "another writer keeps winning; run the command again",
     )
+
+
+def _write_remote(
+    loc: Location, plan: Plan, remote: str, dry_run: bool, attempts: int, intent: str
+) -> Outcome:
+    store = loc.store
+    branch = registry_branch(loc)
+    last_report = ""
+    for attempt in range(1, attempts + 1):
+        base = store.fetch_branch(remote, branch)
+        if base is not None and store.find_intent(base, intent):
+            # An earlier attempt's push landed although we never heard back.
+            change = Change({}, "")
+            outcome = Outcome(change, None, attempt, base=base, already_landed=True)
+            outcome.warnings += _follow_remote(loc, branch, base, {}, [])
+            return outcome
+        snapshot = snapshot_at(loc, base) if base else empty_snapshot("no commits yet")
+        change = plan(snapshot, base)
+        if dry_run:
+            return Outcome(change, None, attempt, base=base)
+        refuse_uncommitted(loc, change.guard)
+        sign = decide_signing(loc, snapshot, change.stage)
+        files = {loc.repo_path(p): data for p, data in change.files.items()}
+        message = _with_intent(change.message, intent)
+        result = store.make_commit(base, files, message, sign=sign, tags=change.tags)
+        updates = {branch: result.commit}
+        updates.update({f"refs/tags/{name}": oid for name, oid in result.tags.items()})
+        try:
+            accepted, last_report = store.push_atomic(remote, updates)
+        except GitError as exc:
+            last_report = exc.message
+            _backoff(attempt)
+            continue  # the next fetch shows whether it landed
+        if not accepted:
+            _backoff(attempt)
+            continue
+        warnings = _follow_remote(loc, branch, result.commit, result.tags, list(files))
+        return Outcome(change, result, attempt, warnings, base=base)
+    raise ConflictError(
+        f"gave up pushing to {remote} after {attempts} attempts",
+        hint=f"the remote keeps moving or refusing; last answer: {last_report[-300:]}",
+    )
+
+
+def _follow_remote(
+    loc: Location, branch: str, commit: str, tags: dict[str, str], paths: list[str]
+) -> list[str]:
+    """After the remote accepted `commit`: move the local branch too, when that is a fast-forward."""
+    store = loc.store
+    local = store.ref_oid(branch)
+    warnings = []
+    if local is None or local == commit or store.is_ancestor(local, commit):
+        try:
+            if local != commit:
+                store.update_refs(branch, commit, local, tags, "modelctl: follow remote")
+                warnings += store.sync_worktree(branch, paths)
+            return warnings
+        except (RefMoved, LockHeld):
+            pass
+    for name, oid in tags.items():
+        store.git("update-ref", "-m", "modelctl", f"refs/tags/{name}", oid, ZERO_OID, check=False)
+    warnings.append(
+        f"the remote accepted the change, but local {branch.removeprefix('refs/heads/')} has "
+        "commits the remote does not, so it was not moved: pull to bring it in"
+    )
+    return warnings
 
 
 def trailers(**values: str | int | None) -> str:

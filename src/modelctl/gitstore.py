@@ -126,6 +126,19 @@ class TreeEntry:
 
 
 @dataclass(frozen=True)
+class Signature:
+    """A signature check: git's `%G?` letter (G good; anything else is not), signer, key."""
+
+    status: str
+    signer: str
+    key: str
+
+    @property
+    def good(self) -> bool:
+        return self.status == "G"
+
+
+@dataclass(frozen=True)
 class TagSpec:
     """An annotated tag to create with a commit: `name` without `refs/tags/`."""
 
@@ -413,6 +426,33 @@ class GitStore:
         body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message}"
         return self.out("mktag", stdin=body.encode())
 
+    def make_commit(
+        self,
+        parent: str | None,
+        changes: Mapping[str, bytes | None],
+        message: str,
+        *,
+        sign: bool,
+        tags: Iterable[TagSpec] = (),
+    ) -> CommitResult:
+        """Write the commit and tag objects for `changes` on `parent`; no ref moves."""
+        tree = self._build_tree(parent, changes)
+        args = ["commit-tree", tree, "-F", "-", "-S" if sign else "--no-gpg-sign"]
+        if parent is not None:
+            args += ["-p", parent]
+        proc = self.git(*args, stdin=message.encode(), check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            if sign and ("sign" in err.lower() or "gpg" in err.lower() or "ssh" in err.lower()):
+                raise GitError(f"signing the commit failed: {err}", hint=SIGNING_HINT)
+            run_git(args, cwd=self.toplevel, stdin=message.encode())  # raises the mapped error
+        commit = proc.stdout.decode().strip()
+        tag_ids: dict[str, str] = {}
+        for spec in tags:
+            make = self._signed_tag if sign else self._plain_tag
+            tag_ids[spec.name] = make(spec.name, commit, spec.message)
+        return CommitResult(commit, tag_ids, sign)
+
     def commit(
         self,
         branch_ref: str,
@@ -432,23 +472,100 @@ class GitStore:
         """
         if not branch_ref.startswith("refs/heads/"):
             raise UsageError(f"{branch_ref} is not a branch")
-        tree = self._build_tree(expected, changes)
-        args = ["commit-tree", tree, "-F", "-", "-S" if sign else "--no-gpg-sign"]
-        if expected is not None:
-            args += ["-p", expected]
-        proc = self.git(*args, stdin=message.encode(), check=False)
-        if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace").strip()
-            if sign and ("sign" in err.lower() or "gpg" in err.lower() or "ssh" in err.lower()):
-                raise GitError(f"signing the commit failed: {err}", hint=SIGNING_HINT)
-            run_git(args, cwd=self.toplevel, stdin=message.encode())  # raises the mapped error
-        commit = proc.stdout.decode().strip()
-        tag_ids: dict[str, str] = {}
-        for spec in tags:
-            make = self._signed_tag if sign else self._plain_tag
-            tag_ids[spec.name] = make(spec.name, commit, spec.message)
-        self.update_refs(branch_ref, commit, expected, tag_ids, reflog)
-        return CommitResult(commit, tag_ids, sign)
+        result = self.make_commit(expected, changes, message, sign=sign, tags=tags)
+        self.update_refs(branch_ref, result.commit, expected, result.tags, reflog)
+        return result
+
+    def fetch_branch(self, remote: str, branch_ref: str) -> str | None:
+        """Fetch `branch_ref` from `remote` into a private ref; its commit, or None if absent.
+
+        An explicit refspec into modelctl's own namespace: never relies on (or moves) the
+        user's remote-tracking branches.
+        """
+        private = f"refs/modelctl/remotes/{remote}/{branch_ref.removeprefix('refs/heads/')}"
+        listing = self.git("ls-remote", "--end-of-options", remote, branch_ref, check=False)
+        if listing.returncode != 0:
+            err = listing.stderr.decode("utf-8", "replace").strip()
+            raise GitError(f"cannot reach remote {remote!r}: {err}", hint="check git remote -v")
+        if not listing.stdout.strip():
+            return None
+        self.git(
+            "fetch", "--quiet", "--no-tags", "--end-of-options", remote, f"+{branch_ref}:{private}"
+        )
+        return self.ref_oid(private)
+
+    def push_atomic(self, remote: str, updates: Mapping[str, str]) -> tuple[bool, str]:
+        """`git push --atomic` of `{object: ref}`, never forced. (accepted, git's report)."""
+        specs = [f"{oid}:{ref}" for ref, oid in updates.items()]
+        proc = self.git(
+            "push", "--atomic", "--porcelain", "--end-of-options", remote, *specs,
+            check=False,
+        )  # fmt: skip
+        report = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip()
+        if proc.returncode == 0:
+            return True, report
+        rejected = any(line.startswith("!") for line in report.splitlines())
+        if not rejected:
+            # No verdict per ref: the connection failed. The caller re-fetches to find out.
+            raise GitError(f"push to {remote} failed: {report}")
+        return False, report
+
+    def commit_signatures(
+        self, commits: Iterable[str], allowed_signers: Path | None
+    ) -> dict[str, Signature]:
+        """`%G?`, signer and key of many commits with one `git log` (and one check per signature).
+
+        Never asks for `%GT`: git 2.39 aborts on it for expired GPG keys.
+        """
+        wanted = list(dict.fromkeys(commits))
+        if not wanted:
+            return {}
+        args = []
+        if allowed_signers is not None:
+            args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+        proc = self.git(
+            *args, "log", "--no-walk=unsorted", "--stdin", "--format=%H%x00%G?%x00%GS%x00%GF%x1e",
+            stdin="".join(f"{c}\n" for c in wanted).encode(),
+        )  # fmt: skip
+        out: dict[str, Signature] = {}
+        for record in proc.stdout.decode("utf-8", "replace").split("\x1e"):
+            parts = record.strip("\n").split("\x00")
+            if len(parts) == 4:
+                out[parts[0]] = Signature(parts[1] or "N", parts[2], parts[3])
+        return out
+
+    def tag_signature(self, tag_ref: str, allowed_signers: Path | None) -> Signature:
+        """Whether the annotated tag at `tag_ref` carries a good signature."""
+        args = []
+        if allowed_signers is not None:
+            args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+        proc = self.git(*args, "verify-tag", "--raw", "--end-of-options", tag_ref, check=False)
+        err = proc.stderr.decode("utf-8", "replace")
+        if "no signature found" in err:
+            return Signature("N", "", "")
+        if proc.returncode == 0:
+            # GPG reports a good signature from an untrusted key with exit 0: not good enough.
+            if "TRUST_UNDEFINED" in err or "TRUST_NEVER" in err:
+                return Signature("U", "", "")
+            match = re.search(r'Good "git" signature for (\S+)', err)
+            return Signature("G", match.group(1) if match else "", "")
+        if "No principal matched" in err or "TRUST_" in err:
+            return Signature("U", "", "")
+        if "EXPKEYSIG" in err:
+            return Signature("Y", "", "")
+        if "REVKEYSIG" in err:
+            return Signature("R", "", "")
+        if "ERRSIG" in err or "NO_PUBKEY" in err:
+            return Signature("E", "", "")
+        return Signature("B", "", "")
+
+    def find_intent(self, tip: str, intent: str, limit: int = 500) -> str | None:
+        """The commit on `tip`'s history carrying `Modelctl-Promotion-Id: intent`, if any."""
+        out = self.out(
+            "log", f"-{limit}", "--first-parent", "--format=%H", "--fixed-strings",
+            f"--grep=Modelctl-Promotion-Id: {intent}", "--end-of-options", tip,
+        )  # fmt: skip
+        return out.split()[0] if out else None
 
     def update_refs(
         self, branch_ref: str, new: str, expected: str | None, tags: Mapping[str, str], reflog: str

@@ -220,3 +220,140 @@ def demo_done(result: Any) -> None:
     out().print()
     success(f"demo finished: {len(result.steps)} steps; the registry is at {result.directory}")
     message(f"[dim]cd {escape(result.directory)} && modelctl list[/dim]")
+
+
+# --- lifecycle ---------------------------------------------------------------------------------
+
+
+def _gate_lines(results: list[Any]) -> None:
+    for gate in results:
+        mark = "[green]✓[/green]" if gate.passed else "[red]✗[/red]"
+        err().print(f"  {mark} {escape(gate.gate)}: {escape(gate.detail)}")
+
+
+def lifecycle_result(result: Any) -> None:
+    where = f"{result.route} {result.stage}"
+    if result.noop:
+        success(f"{where} already serves {_summary(result.binding)}; nothing to do")
+        return
+    _gate_lines(result.gates)
+    if result.dry_run:
+        success(f"dry run: {result.action} {where} would make it serve {_summary(result.binding)}")
+        message(f"  now: {escape(_summary(result.previous))}")
+        return
+    signed = "signed " if result.signed else ""
+    commit = (result.commit or "")[:12]
+    success(f"{result.action} {where}: {signed}commit {commit}, tag {result.tag}")
+    message(f"  was: {escape(_summary(result.previous))}")
+    message(f"  now: {escape(_summary(result.binding))}")
+    if result.pushed:
+        message(f"  pushed to {escape(result.pushed)} (branch and tag, atomically)")
+    if result.attempts > 1:
+        message(
+            f"  [dim]{result.attempts} attempts: another writer moved the branch meanwhile[/dim]"
+        )
+    for text in result.warnings:
+        warn(text)
+
+
+def _summary(binding: Any) -> str:
+    from modelctl.gates import summary
+
+    return summary(binding)
+
+
+def _event_cell(event: Any) -> str:
+    if event is None:
+        return ""
+    who = event.tag or f"unattested {event.commit[:8]}"
+    return f"{who} {event.action} {event.time} {event.author}"
+
+
+def status_result(result: Any) -> None:
+    rows = []
+    for route in result.routes:
+        for stage in route.stages:
+            rows.append([route.route, stage.stage, stage.summary, _event_cell(stage.event)])
+    print_table(None, ["ROUTE", "STAGE", "SERVES", "SINCE"], rows)
+    message(f"[dim]{len(result.routes)} route(s) at {result.branch} ({result.commit[:7]})[/dim]")
+    for route in result.routes:
+        for problem in route.problems:
+            warn(problem)
+
+
+def _sig(letter: str | None, signer: str | None) -> str:
+    if letter is None:
+        return "-"
+    names = {"G": "good", "N": "unsigned", "B": "BAD", "U": "untrusted", "E": "unchecked"}
+    text = names.get(letter, letter)
+    return f"{text} ({signer})" if signer else text
+
+
+def history_result(result: Any) -> None:
+    rows = []
+    for e in result.events:
+        detail = []
+        if e.source_stage:
+            detail.append(f"from {e.source_stage}")
+        if e.canary:
+            detail.append(f"canary {e.canary}%")
+        if e.restores:
+            detail.append(f"restores {e.restores}")
+        if e.reason:
+            detail.append(f"reason: {e.reason}")
+        if e.eval_id:
+            detail.append(f"eval {e.eval_id}")
+        rows.append(
+            [
+                e.stage,
+                "" if e.seq is None else str(e.seq),
+                e.action,
+                e.summary,
+                e.author,
+                e.time,
+                _sig(e.signature, e.signer),
+                "; ".join(detail),
+            ]
+        )
+    print_table(
+        f"{result.route}" + (f" {result.stage}" if result.stage else ""),
+        ["STAGE", "SEQ", "ACTION", "BINDING", "AUTHOR", "TIME", "SIGNATURE", "DETAIL"],
+        rows,
+    )
+
+
+def resolve_result(result: Any) -> None:
+    o = out()
+    o.print(f"[bold]{escape(result.route)} {escape(result.stage)}[/bold] at {escape(result.at)}")
+    if result.event is None:
+        o.print("served nothing then")
+        return
+    e = result.event
+    o.print(f"served: {escape(result.summary)}")
+    made = e.tag or "an unattested change"
+    o.print(f"made live by {escape(made)} ({e.action}) in commit {e.commit} at {e.time}")
+    o.print(
+        f"author: {escape(e.author)} <{escape(e.email)}>; signature: {_sig(e.signature, e.signer)}"
+    )
+    if e.eval_id:
+        o.print(f"gated by eval {escape(e.eval_id)}")
+
+
+def verify_result(result: Any) -> None:
+    for f in result.findings:
+        out().print(f"[red]✗[/red] {escape(f.check)}: {escape(f.where[:40])}: {escape(f.message)}")
+    for f in result.notes:
+        out().print(
+            f"[yellow]note[/yellow] {escape(f.check)}: {escape(f.where[:40])}: {escape(f.message)}"
+        )
+    rate = result.lifecycle_commits / result.seconds if result.seconds else 0
+    summary = (
+        f"{result.commits} commit(s), {result.lifecycle_commits} lifecycle, {result.tags} tag(s) "
+        f"on {result.branch} in {result.seconds:.2f}s"
+    )
+    if result.findings:
+        err().print(f"[red]✗[/red] {len(result.findings)} finding(s); {summary}")
+    else:
+        success(
+            f"history verified: {summary}" + (f" ({rate:.0f} lifecycle commits/s)" if rate else "")
+        )

@@ -7,7 +7,7 @@ import signal
 import sys
 from types import FrameType
 
-from modelctl.cli import demo_cmd, registry_cmds  # noqa: F401  (they register commands)
+from modelctl.cli import demo_cmd, lifecycle_cmds, registry_cmds  # noqa: F401  (register commands)
 from modelctl.cli.app import app
 from modelctl.errors import ExitCode, Interrupted, ModelctlError
 

@@ -1,0 +1,196 @@
+"""Lifecycle commands: deploy, promote, rollback, status, history, resolve, verify."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from modelctl.cli.app import JsonOption, app, fail_if, location
+
+DryRun = Annotated[bool, typer.Option("--dry-run", help="Plan and run the gates; write nothing.")]
+Push = Annotated[
+    str | None,
+    typer.Option(
+        "--push",
+        help="Push branch and tag atomically to this remote (e.g. origin); never forced.",
+        show_default=False,
+    ),
+]
+Stage = Annotated[str, typer.Option("--stage", "-s", help="The stage.")]
+
+
+def _emit_lifecycle(result: object, json_output: bool) -> None:
+    from modelctl import render
+
+    if json_output:
+        render.emit_json(result)
+    else:
+        render.lifecycle_result(result)
+
+
+@app.command("deploy")
+def deploy(
+    route: Annotated[str, typer.Argument(help="Route name, e.g. support-bot.")],
+    stage: Stage,
+    model: Annotated[
+        str | None, typer.Option(help="Model NAME@VERSION to serve (one target).")
+    ] = None,
+    prompt: Annotated[str | None, typer.Option(help="Prompt NAME@VERSION for --model.")] = None,
+    weight: Annotated[int, typer.Option(help="Weight of --model.")] = 100,
+    target: Annotated[
+        list[str] | None,
+        typer.Option(help="MODEL@V[,PROMPT@V][:WEIGHT] target; repeat for several."),
+    ] = None,
+    fallback: Annotated[
+        list[str] | None,
+        typer.Option(help="MODEL@V[,PROMPT@V] fallback step, tried in order; repeatable."),
+    ] = None,
+    policy: Annotated[
+        str | None, typer.Option(help="weighted (default), cost, latency or priority.")
+    ] = None,
+    dry_run: DryRun = False,
+    push: Push = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Set what a stage serves (normally the first stage on the path)."""
+    from modelctl import lifecycle
+    from modelctl.errors import UsageError
+
+    targets = [lifecycle.parse_target(t) for t in target or []]
+    if model is not None:
+        one = lifecycle.parse_pair(model + (f",{prompt}" if prompt else ""), "--model")
+        targets.insert(0, {**one, "weight": weight})
+    elif prompt is not None:
+        raise UsageError("--prompt goes with --model")
+    if not targets:
+        raise UsageError("say what to serve: --model NAME@VERSION (or --target ...)")
+    steps = [lifecycle.parse_pair(f, "--fallback") for f in fallback or []]
+    binding = lifecycle.make_binding(targets, steps, policy)
+    result = lifecycle.deploy(location(), route, stage, binding, dry_run=dry_run, push=push)
+    _emit_lifecycle(result, json_output)
+
+
+@app.command("promote")
+def promote(
+    route: Annotated[str, typer.Argument(help="Route name.")],
+    to: Annotated[str, typer.Option("--to", help="The stage to promote into.")],
+    canary: Annotated[
+        int | None,
+        typer.Option(help="Serve the candidate at this percentage beside what the stage serves."),
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="Promote from this earlier stage (needs allow_stage_skip)."),
+    ] = None,
+    dry_run: DryRun = False,
+    push: Push = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Copy the previous stage's binding to a stage (or canary it); gates run first."""
+    from modelctl import lifecycle
+
+    result = lifecycle.promote(
+        location(), route, to, canary=canary, source=source, dry_run=dry_run, push=push
+    )
+    _emit_lifecycle(result, json_output)
+
+
+@app.command("rollback")
+def rollback(
+    route: Annotated[str, typer.Argument(help="Route name.")],
+    stage: Stage,
+    to: Annotated[
+        str | None, typer.Option(help="Restore the binding of this event (SEQ or tag).")
+    ] = None,
+    reason: Annotated[str | None, typer.Option(help="Why; recorded in the commit.")] = None,
+    detected_at: Annotated[
+        str | None, typer.Option(help="When the regression was detected (ISO 8601).")
+    ] = None,
+    dry_run: DryRun = False,
+    push: Push = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Restore what a stage served before its last change, as a new commit."""
+    from modelctl import lifecycle
+
+    result = lifecycle.rollback(
+        location(), route, stage, to=to, reason=reason, detected_at=detected_at,
+        dry_run=dry_run, push=push,
+    )  # fmt: skip
+    _emit_lifecycle(result, json_output)
+
+
+@app.command("status")
+def status(
+    route: Annotated[str | None, typer.Argument(help="One route (default: all).")] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """What every stage of every route serves now, and the event that made it so."""
+    from modelctl import render
+    from modelctl import status as core
+
+    result = core.status(location(), route)
+    if json_output:
+        render.emit_json(result)
+    else:
+        render.status_result(result)
+
+
+@app.command("history")
+def history(
+    route: Annotated[str, typer.Argument(help="Route name.")],
+    stage: Annotated[str | None, typer.Option("--stage", "-s", help="Only this stage.")] = None,
+    no_signatures: Annotated[
+        bool, typer.Option("--no-signatures", help="Skip signature checks (faster).")
+    ] = False,
+    json_output: JsonOption = False,
+) -> None:
+    """Every lifecycle event of a route: sequence, action, binding, author, time, signature."""
+    from modelctl import render
+    from modelctl import status as core
+
+    result = core.route_history(location(), route, stage, check_signatures=not no_signatures)
+    if json_output:
+        render.emit_json(result)
+    else:
+        render.history_result(result)
+
+
+@app.command("resolve")
+def resolve(
+    route: Annotated[str, typer.Argument(help="Route name.")],
+    stage: Stage,
+    at: Annotated[
+        str, typer.Option("--at", help="ISO 8601 time (UTC if no offset), or a commit or tag.")
+    ],
+    json_output: JsonOption = False,
+) -> None:
+    """What a stage served at a point in time, and the commit, tag and signer behind it."""
+    from modelctl import render
+    from modelctl import status as core
+
+    result = core.resolve(location(), route, stage, at)
+    if json_output:
+        render.emit_json(result)
+    else:
+        render.resolve_result(result)
+
+
+@app.command("verify")
+def verify(
+    since: Annotated[
+        str | None, typer.Option(help="Only check commits after this revision.")
+    ] = None,
+    json_output: JsonOption = False,
+) -> None:
+    """Audit the history: signatures, tags, sequences, dates, immutability, unattested changes."""
+    from modelctl import render
+    from modelctl import verify as core
+
+    result = core.verify(location(), since)
+    if json_output:
+        render.emit_json({**render.jsonable(result), "ok": result.ok})
+    else:
+        render.verify_result(result)
+    fail_if(not result.ok)

@@ -1,0 +1,390 @@
+"""Lifecycle history: events per route and stage, timelines, and point-in-time resolution.
+
+Everything comes from the registry branch's first-parent history: each commit that touches
+`routes/<route>.yaml` is read once (its trailers and the route file's blob), and a stage's
+event is a commit after which that stage's binding differs from before. Commits made by
+modelctl carry `Modelctl-*` trailers; a change without them is an *unattested* event.
+
+Per-route records are cached in `.git/modelctl/events/` keyed by the commit they are current
+to and extended incrementally (`git log OLD..NEW -- routes/<route>.yaml`), so a warm query on
+one route costs one `rev-parse` whatever the size of the rest of the registry.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelctl import refs
+from modelctl.errors import GitError, UsageError
+from modelctl.registry import Location
+
+CACHE_FORMAT = 2
+LIFECYCLE_ACTIONS = ("deploy", "promote", "rollback", "import")
+_FIELDS = ("%H", "%P", "%ct", "%an", "%ae", "%cn", "%ce", "%(trailers:only,unfold)")
+LOG_FORMAT = "%x1e" + "%x00".join(_FIELDS) + "%x00"
+
+
+@dataclass
+class Record:
+    """One commit that touched a route file, as read from git (cached)."""
+
+    commit: str
+    parent: str | None
+    time: int  # committer time, seconds since the epoch
+    author: str
+    email: str
+    committer: str
+    trailers: dict[str, str]
+    blob: str | None  # the route file's blob after the commit; None when it was deleted
+    stages: dict[str, Any] | None  # stage -> binding, parsed from the blob; None if unreadable
+
+
+@dataclass
+class Event:
+    """A change of what one stage of one route serves."""
+
+    route: str
+    stage: str
+    action: str  # deploy, promote, rollback, import, or unattested
+    seq: int | None
+    commit: str
+    time: int
+    author: str
+    email: str
+    binding: dict[str, Any] | None  # None: the stage serves nothing after this event
+    previous: dict[str, Any] | None
+    trailers: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def tag(self) -> str | None:
+        return f"modelctl/{self.route}/{self.stage}/{self.seq}" if self.seq is not None else None
+
+    @property
+    def when(self) -> str:
+        return iso(self.time)
+
+    @property
+    def attested(self) -> bool:
+        return self.action != "unattested"
+
+
+def iso(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse_trailers(text: str) -> dict[str, str]:
+    """`Key: value` lines (as git prints `%(trailers:only,unfold)`); Modelctl-* keys kept."""
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(": ")
+        if sep and key.startswith("Modelctl-"):
+            out[key.removeprefix("Modelctl-").lower()] = value.strip()
+    return out
+
+
+# --- reading records from git ---------------------------------------------------------------
+
+
+def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Record]]:
+    """(route, record) pairs from `git log --raw` output, newest first."""
+    out: list[tuple[str, Record]] = []
+    for chunk in raw.split(b"\x1e"):
+        if not chunk.strip():
+            continue
+        parts = chunk.split(b"\x00")
+        head, tail = parts[: len(_FIELDS)], b"\x00".join(parts[len(_FIELDS) :])
+        commit, parents, ctime, an, ae, cn, _ce, trailers = (
+            p.decode("utf-8", "replace") for p in head
+        )
+        parent = parents.split()[0] if parents.strip() else None
+        parsed_trailers = parse_trailers(trailers)
+        for line in tail.decode("utf-8", "replace").splitlines():
+            if not line.startswith(":"):
+                continue
+            meta, _, path = line.partition("\t")
+            fields = meta.split()
+            route = route_paths.get(path)
+            if route is None or len(fields) < 5:
+                continue
+            new_blob = fields[3]
+            blob = None if fields[4].startswith("D") or set(new_blob) == {"0"} else new_blob
+            out.append(
+                (
+                    route,
+                    Record(commit, parent, int(ctime), an, ae, cn, parsed_trailers, blob, None),
+                )
+            )
+    return out
+
+
+def _log_records(
+    loc: Location, revision_range: str, pathspec: str, route_paths: dict[str, str]
+) -> list[tuple[str, Record]]:
+    raw = loc.store.git(
+        "log",
+        "--first-parent",
+        "--no-renames",
+        "--raw",
+        "--no-abbrev",
+        f"--format={LOG_FORMAT}",
+        "--end-of-options",
+        revision_range,
+        "--",
+        pathspec,
+    ).stdout
+    return _parse_log(raw, route_paths)
+
+
+def _parse_stages(raw: bytes, label: str) -> dict[str, Any] | None:
+    """The `stages` of a route file; None when it is not a valid route."""
+    from modelctl import validation
+
+    data, problems = validation.check_file(label, raw, "routes")
+    return dict(data.get("stages", {})) if data is not None and not problems else None
+
+
+def _fill_stages(loc: Location, records: list[Record], route: str) -> None:
+    blobs = loc.store.read_blobs(r.blob for r in records if r.blob and r.stages is None)
+    parsed: dict[str, dict[str, Any] | None] = {}
+    for record in records:
+        if record.blob is None:
+            record.stages = {}
+        elif record.stages is None:
+            if record.blob not in parsed:
+                parsed[record.blob] = _parse_stages(blobs[record.blob], str(refs.route_path(route)))
+            record.stages = parsed[record.blob]
+
+
+# --- the per-route cache -------------------------------------------------------------------
+
+
+def _cache_file(loc: Location, route: str) -> Path:
+    return loc.store.state_dir / "events" / f"{route}.json"
+
+
+def _load_cache(path: Path) -> dict[str, Any] | None:
+    try:
+        payload: dict[str, Any] = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+    return payload if payload.get("format") == CACHE_FORMAT else None
+
+
+def _save_cache(path: Path, tip: str, records: list[Record]) -> None:
+    payload = {"format": CACHE_FORMAT, "tip": tip, "records": [r.__dict__ for r in records]}
+    with contextlib.suppress(OSError):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(payload, separators=(",", ":")))
+        Path(tmp).replace(path)
+
+
+def route_records(loc: Location, route: str, tip: str) -> list[Record]:
+    """Every commit on the first-parent history up to `tip` that touched the route, oldest first."""
+    refs.check_name(route, "route name")
+    path = _cache_file(loc, route)
+    cached = _load_cache(path)
+    records: list[Record] = []
+    since: str | None = None
+    if cached is not None:
+        old = [Record(**r) for r in cached["records"]]
+        if cached["tip"] == tip:
+            return old
+        if loc.store.is_ancestor(cached["tip"], tip):
+            records, since = old, cached["tip"]
+    repo_path = loc.repo_path(str(refs.route_path(route)))
+    revision_range = f"{since}..{tip}" if since else tip
+    fresh = [r for _, r in _log_records(loc, revision_range, repo_path, {repo_path: route})]
+    fresh.reverse()
+    known = {r.commit for r in records}
+    records += [r for r in fresh if r.commit not in known]
+    _fill_stages(loc, records, route)
+    _save_cache(path, tip, records)
+    return records
+
+
+def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
+    """Records of every route that ever existed, with one `git log` for all routes."""
+    prefix = loc.repo_path("routes/")
+    marker = loc.store.state_dir / "events" / "_tip"
+    try:
+        since = marker.read_text().strip()
+    except OSError:
+        since = ""
+    if since and since != tip and not loc.store.is_ancestor(since, tip):
+        since = ""
+    routes: dict[str, list[Record]] = {}
+    if since != tip:
+        revision_range = f"{since}..{tip}" if since else tip
+        raw = loc.store.git(
+            "log", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
+            f"--format={LOG_FORMAT}", "--end-of-options", revision_range, "--", prefix,
+        ).stdout  # fmt: skip
+        paths = _route_paths_in(raw, prefix)
+        fresh: dict[str, list[Record]] = {}
+        for route, record in _parse_log(raw, paths):
+            fresh.setdefault(route, []).append(record)
+        for route, new in fresh.items():
+            cached = _load_cache(_cache_file(loc, route))
+            old = [Record(**r) for r in cached["records"]] if cached and since else []
+            known = {r.commit for r in old}
+            merged = old + [r for r in reversed(new) if r.commit not in known]
+            _fill_stages(loc, merged, route)
+            _save_cache(_cache_file(loc, route), tip, merged)
+            routes[route] = merged
+        with contextlib.suppress(OSError):
+            marker.parent.mkdir(parents=True, exist_ok=True)
+            marker.write_text(tip)
+    folder = loc.store.state_dir / "events"
+    for cache in folder.glob("*.json") if folder.is_dir() else []:
+        route = cache.stem
+        if route not in routes:
+            routes[route] = route_records(loc, route, tip)
+    return routes
+
+
+def _route_paths_in(raw: bytes, prefix: str) -> dict[str, str]:
+    paths: dict[str, str] = {}
+    for line in raw.decode("utf-8", "replace").splitlines():
+        if line.startswith(":") and "\t" in line:
+            path = line.split("\t", 1)[1]
+            name = path[len(prefix) :].removesuffix(".yaml")
+            if (
+                path.startswith(prefix)
+                and path.endswith(".yaml")
+                and refs.name_problem(name) is None
+            ):
+                paths[path] = name
+    return paths
+
+
+# --- events and timelines --------------------------------------------------------------------
+
+
+def _seq(trailers: dict[str, str]) -> int | None:
+    try:
+        return int(trailers["seq"])
+    except (KeyError, ValueError):
+        return None
+
+
+def events(route: str, records: list[Record], stage: str | None = None) -> list[Event]:
+    """Stage events in order: a record after which a stage's binding differs from before."""
+    out: list[Event] = []
+    current: dict[str, Any] = {}
+    for record in records:
+        if record.stages is None:
+            continue  # an unreadable route file changes nothing we can attribute
+        for name in sorted(set(current) | set(record.stages)):
+            if stage is not None and name != stage:
+                continue
+            before, after = current.get(name), record.stages.get(name)
+            if before == after:
+                continue
+            t = record.trailers
+            attested = (
+                t.get("route") == route
+                and t.get("stage") == name
+                and t.get("action") in LIFECYCLE_ACTIONS
+            )
+            out.append(
+                Event(
+                    route=route,
+                    stage=name,
+                    action=t["action"] if attested else "unattested",
+                    seq=_seq(t) if attested else None,
+                    commit=record.commit,
+                    time=record.time,
+                    author=record.author,
+                    email=record.email,
+                    binding=after,
+                    previous=before,
+                    trailers=t if attested else {},
+                )
+            )
+        current = dict(record.stages)
+    return out
+
+
+def last_seq(route: str, stage: str, records: list[Record]) -> int:
+    """The highest sequence number used for (route, stage), 0 when none."""
+    best = 0
+    for record in records:
+        t = record.trailers
+        if t.get("route") == route and t.get("stage") == stage:
+            seq = _seq(t)
+            if seq is not None and seq > best:
+                best = seq
+    return best
+
+
+# --- time -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PointInTime:
+    epoch: float
+    label: str  # as the user should read it back
+    assumed_utc: bool = False
+    commit: str | None = None
+
+
+def parse_time(text: str) -> tuple[datetime, bool] | None:
+    """An ISO 8601 date or time; (value, True) when no offset was given and UTC was assumed."""
+    candidate = text.strip().replace(" ", "T", 1) if "T" not in text else text.strip()
+    if candidate.endswith(("Z", "z")):
+        candidate = candidate[:-1] + "+00:00"
+    try:
+        value = datetime.fromisoformat(candidate)
+    except ValueError:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC), True
+    return value, False
+
+
+def point_in_time(loc: Location, text: str) -> PointInTime:
+    """`--at`: a time (ISO 8601), or a commit or tag (what was live as of that commit)."""
+    parsed = parse_time(text)
+    if parsed is not None:
+        value, assumed = parsed
+        label = value.isoformat() + (" (no offset given: UTC assumed)" if assumed else "")
+        return PointInTime(value.timestamp(), label, assumed)
+    commit = loc.store.resolve(text)
+    if commit is None:
+        raise UsageError(
+            f"--at {text!r} is neither an ISO 8601 time nor a commit or tag",
+            hint="e.g. --at 2026-02-14T09:30:00Z, --at 2026-02-14, or --at <commit>",
+        )
+    ctime = int(loc.store.out("show", "-s", "--format=%ct", "--end-of-options", commit))
+    return PointInTime(ctime, f"commit {commit[:12]} ({iso(ctime)})", commit=commit)
+
+
+def live_at(stage_events: list[Event], epoch: float) -> Event | None:
+    """The event in force at `epoch` (inclusive), from events sorted by time."""
+    times = [e.time for e in stage_events]
+    index = bisect.bisect_right(times, epoch)
+    return stage_events[index - 1] if index else None
+
+
+def branch_tip(loc: Location) -> tuple[str, str]:
+    """(branch ref, commit) the history is read from: the checked-out branch."""
+    ref = loc.store.head_ref()
+    if ref is None:
+        raise UsageError(
+            "HEAD is detached; history is read from the checked-out branch",
+            hint="check out the registry branch: git switch main",
+        )
+    tip = loc.store.ref_oid(ref)
+    if tip is None:
+        raise GitError(f"{ref} has no commits yet", hint="add something first: modelctl init")
+    return ref, tip

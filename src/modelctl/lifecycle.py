@@ -1,0 +1,486 @@
+"""deploy, promote and rollback: each one commit on the route file plus one annotated tag.
+
+Each command is an *intent* that is planned on the branch tip it will be committed on: the
+sequence number, the gates and (for promote) the binding being copied are computed from what
+is really there. When another writer wins the race the intent is planned again (see
+`modelctl.commits`); a promote whose source binding changed meanwhile stops instead of
+promoting something the user did not ask for.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+
+from modelctl import commits, gates, history, manifests, refs
+from modelctl.errors import ConflictError, ManifestError, UsageError
+from modelctl.gitstore import TagSpec
+from modelctl.registry import Location, Snapshot
+
+Binding = dict[str, Any]
+
+
+@dataclass
+class LifecycleResult:
+    action: str
+    route: str
+    stage: str
+    binding: Binding | None
+    previous: Binding | None
+    seq: int | None = None
+    tag: str | None = None
+    commit: str | None = None
+    signed: bool = False
+    eval_id: str | None = None
+    dry_run: bool = False
+    noop: bool = False  # the stage already served this binding: nothing was written
+    attempts: int = 0
+    pushed: str | None = None
+    gates: list[gates.GateResult] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    trailers: dict[str, str] = field(default_factory=dict)
+
+
+class _AlreadyServes(Exception):
+    def __init__(self, binding: Binding | None) -> None:
+        self.binding = binding
+
+
+# --- bindings -------------------------------------------------------------------------------
+
+
+def make_binding(
+    targets: list[dict[str, Any]], fallback: list[dict[str, Any]], policy: str | None
+) -> Binding:
+    """A canonical binding (as route files hold it) from command-line parts."""
+    from modelctl.validation import pydantic_problems
+
+    fields: dict[str, Any] = {"targets": targets, "fallback": fallback}
+    if policy:
+        fields["policy"] = policy
+    try:
+        model = manifests.Binding.model_validate(fields)
+    except ValidationError as exc:
+        raise ManifestError(pydantic_problems("command line", exc, None)) from None
+    data: Binding = model.model_dump(mode="json", exclude_defaults=True)
+    return data
+
+
+def parse_pair(text: str, flag: str) -> dict[str, Any]:
+    """`MODEL@VER[,PROMPT@VER]` -> {model, prompt}."""
+    model, _, prompt = text.partition(",")
+    out: dict[str, Any] = {
+        "model": refs.format_ref(refs.parse_ref(model.strip(), refs.Kind.MODEL), with_kind=False)
+    }
+    if prompt.strip():
+        out["prompt"] = refs.format_ref(
+            refs.parse_ref(prompt.strip(), refs.Kind.PROMPT), with_kind=False
+        )
+    return out
+
+
+def parse_target(text: str) -> dict[str, Any]:
+    """`MODEL@VER[,PROMPT@VER][:WEIGHT]` -> a target."""
+    body, colon, weight = text.rpartition(":") if ":" in text else (text, "", "")
+    target = parse_pair(body, "--target")
+    try:
+        target["weight"] = int(weight) if colon else 100
+    except ValueError:
+        raise UsageError(f"--target {text!r}: weight {weight!r} is not an integer") from None
+    return target
+
+
+def _key(item: dict[str, Any]) -> tuple[str, str | None]:
+    return item["model"], item.get("prompt")
+
+
+def _scale(weights: list[int], total: int) -> list[int]:
+    """Integer shares of `total` in proportion to `weights` (largest remainder, at least 1)."""
+    whole = sum(weights)
+    raw = [w * total / whole for w in weights]
+    out = [int(x) for x in raw]
+    order = sorted(range(len(raw)), key=lambda i: raw[i] - out[i], reverse=True)
+    for i in order[: total - sum(out)]:
+        out[i] += 1
+    return [max(1, x) for x in out]
+
+
+def canary_binding(current: Binding, candidate: Binding, percent: int) -> tuple[Binding, Binding]:
+    """(current with `candidate`'s targets added at `percent`%, the pre-canary binding)."""
+    keys = {_key(t) for t in candidate["targets"]}
+    old = [t for t in current["targets"] if _key(t) not in keys]
+    if not old:
+        raise UsageError(
+            "the stage already serves only the candidate; there is nothing to canary against",
+            hint="promote without --canary to complete it",
+        )
+    old_weights = _scale([t["weight"] for t in old], 100 - percent)
+    new_weights = _scale([t["weight"] for t in candidate["targets"]], percent)
+    targets = [{**t, "weight": w} for t, w in zip(old, old_weights, strict=True)]
+    targets += [{**t, "weight": w} for t, w in zip(candidate["targets"], new_weights, strict=True)]
+    merged = {k: v for k, v in current.items() if k != "targets"}
+    merged["targets"] = targets
+    before = {**current, "targets": [{**t} for t in old]}
+    # The stage keeps its own fallback chain while the canary runs.
+    return make_binding(targets, merged.get("fallback", []), merged.get("policy")), before
+
+
+# --- the route file -------------------------------------------------------------------------
+
+
+def _route_data(snapshot: Snapshot, route: str) -> dict[str, Any]:
+    entry = snapshot.route(route)
+    if entry is None:
+        return {"apiVersion": manifests.API_VERSION, "kind": "Route", "name": route, "stages": {}}
+    if entry.data is None:
+        problems = "; ".join(str(p) for p in entry.problems[:3])
+        raise UsageError(
+            f"routes/{route}.yaml is invalid at {snapshot.label}: {problems}",
+            hint="fix it (modelctl validate) before changing what it serves",
+        )
+    return dict(entry.data)
+
+
+def _stage_names(snapshot: Snapshot) -> list[str]:
+    settings = snapshot.settings
+    if settings is None:
+        raise UsageError("modelctl.yaml is missing or invalid", hint="run modelctl validate")
+    return [s["name"] for s in settings["stages"]]
+
+
+def _check_stage(snapshot: Snapshot, stage: str) -> list[str]:
+    names = _stage_names(snapshot)
+    if stage not in names:
+        raise UsageError(
+            f"stage {stage!r} is not defined in modelctl.yaml", hint=f"stages: {', '.join(names)}"
+        )
+    return names
+
+
+def _render_route(data: dict[str, Any], order: list[str]) -> bytes:
+    from modelctl.authoring import render_manifest
+
+    stages = data.get("stages", {})
+    data = {**data, "stages": {s: stages[s] for s in order if s in stages}}
+    data["stages"].update({s: b for s, b in stages.items() if s not in data["stages"]})
+    model = manifests.Route.model_validate(data)
+    return render_manifest(model, str(refs.route_path(data["name"])))
+
+
+# --- planning ---------------------------------------------------------------------------------
+
+
+@dataclass
+class _Plan:
+    """Shared state of one intent across attempts."""
+
+    action: str
+    route: str
+    stage: str
+    intent: str = field(default_factory=lambda: uuid.uuid4().hex)
+    binding: Binding | None = None
+    previous: Binding | None = None
+    seq: int | None = None
+    eval_id: str | None = None
+    gates: list[gates.GateResult] = field(default_factory=list)
+    trailers: dict[str, str] = field(default_factory=dict)
+
+
+def _change(
+    loc: Location,
+    plan: _Plan,
+    snapshot: Snapshot,
+    records: list[history.Record],
+    binding: Binding,
+    extra_trailers: dict[str, str | int | None],
+    title: str,
+) -> commits.Change:
+    order = _stage_names(snapshot)
+    data = _route_data(snapshot, plan.route)
+    current = data.get("stages", {}).get(plan.stage)
+    if current == binding:
+        raise _AlreadyServes(binding)
+    seq = history.last_seq(plan.route, plan.stage, records) + 1
+    data["stages"] = {**data.get("stages", {}), plan.stage: binding}
+    branch = commits.registry_branch(loc)
+    values: dict[str, str | int | None] = {
+        "action": plan.action,
+        "route": plan.route,
+        "stage": plan.stage,
+        "seq": seq,
+        **extra_trailers,
+        "eval": plan.eval_id,
+        "ref": branch,
+        "promotion_id": plan.intent,
+    }
+    trailer_text = commits.trailers(**values)
+    body = f"{gates.summary(current)}\n  -> {gates.summary(binding)}"
+    message = f"{title}\n\n{body}\n\n{trailer_text}\n"
+    tag = refs.lifecycle_tag(plan.route, plan.stage, seq)
+    tag_message = f"{title}\n\n{trailer_text}\n"
+    plan.binding, plan.previous, plan.seq = binding, current, seq
+    plan.trailers = {k: str(v) for k, v in values.items() if v not in (None, "")}
+    path = str(refs.route_path(plan.route))
+    return commits.Change(
+        {path: _render_route(data, order)},
+        message,
+        [TagSpec(str(tag), tag_message)],
+        stage=plan.stage,
+        guard=[path],
+    )
+
+
+def _finish(
+    loc: Location, plan: _Plan, planner: commits.Plan, dry_run: bool, push: str | None
+) -> LifecycleResult:
+    result = LifecycleResult(plan.action, plan.route, plan.stage, None, None, dry_run=dry_run)
+    try:
+        outcome = commits.write(loc, planner, dry_run=dry_run, push=push, intent=plan.intent)
+    except _AlreadyServes as exc:
+        result.noop = True
+        result.binding = result.previous = exc.binding
+        result.gates = plan.gates
+        return result
+    result.binding, result.previous, result.seq = plan.binding, plan.previous, plan.seq
+    result.eval_id, result.gates, result.trailers = plan.eval_id, plan.gates, plan.trailers
+    result.attempts, result.warnings, result.pushed = outcome.attempts, outcome.warnings, push
+    if plan.seq is not None:
+        result.tag = str(refs.lifecycle_tag(plan.route, plan.stage, plan.seq))
+    if outcome.result is not None:
+        result.commit = outcome.result.commit
+        result.signed = outcome.result.signed
+    if outcome.already_landed:
+        result.warnings.append("this change had already landed (found by its promotion id)")
+    return result
+
+
+def _enforce(report: gates.GateReport, plan: _Plan) -> None:
+    plan.gates = report.results
+    plan.eval_id = report.eval_id
+    if not report.passed:
+        raise gates.GateFailed(report)
+
+
+def deploy(
+    loc: Location,
+    route: str,
+    stage: str,
+    binding: Binding,
+    *,
+    dry_run: bool = False,
+    push: str | None = None,
+) -> LifecycleResult:
+    """Set what `stage` serves on `route` (creating the route when it is new)."""
+    refs.check_name(route, "route name")
+    refs.check_name(stage, "stage name")
+    plan = _Plan("deploy", route, stage)
+
+    def planner(snapshot: Snapshot, tip: str | None) -> commits.Change:
+        _check_stage(snapshot, stage)
+        records = history.route_records(loc, route, tip) if tip else []
+        current = _route_data(snapshot, route).get("stages", {}).get(stage)
+        if current == binding:
+            raise _AlreadyServes(binding)
+        _enforce(gates.run_gates(snapshot, route, stage, binding, [current]), plan)
+        title = f"modelctl: deploy {route} {stage}"
+        return _change(loc, plan, snapshot, records, binding, {}, title)
+
+    return _finish(loc, plan, planner, dry_run, push)
+
+
+def _source_stage(names: list[str], target: str, source: str | None, allow_skip: bool) -> str:
+    index = names.index(target)
+    if index == 0:
+        raise UsageError(
+            f"{target} is the first stage; there is nothing to promote from",
+            hint=f"deploy to it instead: modelctl deploy ROUTE --stage {target} --model NAME@VER",
+        )
+    previous = names[index - 1]
+    if source is None or source == previous:
+        return previous
+    if source not in names[:index]:
+        raise UsageError(
+            f"--from {source} does not come before {target} (path: {' -> '.join(names)})"
+        )
+    if not allow_skip:
+        raise UsageError(
+            f"promoting from {source} to {target} skips {', '.join(names[names.index(source) + 1 : index])}",
+            hint="promote through each stage in turn, or set allow_stage_skip: true in modelctl.yaml",
+        )
+    return source
+
+
+def promote(
+    loc: Location,
+    route: str,
+    target: str,
+    *,
+    canary: int | None = None,
+    source: str | None = None,
+    dry_run: bool = False,
+    push: str | None = None,
+) -> LifecycleResult:
+    """Copy the previous stage's binding to `target` (or add it beside, at `canary`%)."""
+    refs.check_name(route, "route name")
+    refs.check_name(target, "stage name")
+    if canary is not None and not 0 < canary < 100:
+        raise UsageError(f"--canary {canary}: give a percentage between 1 and 99")
+    plan = _Plan("promote", route, target)
+    pinned: dict[str, Binding] = {}
+
+    def planner(snapshot: Snapshot, tip: str | None) -> commits.Change:
+        names = _check_stage(snapshot, target)
+        allow = bool((snapshot.settings or {}).get("allow_stage_skip"))
+        src = _source_stage(names, target, source, allow)
+        stages = _route_data(snapshot, route).get("stages", {})
+        candidate = stages.get(src)
+        if candidate is None:
+            raise UsageError(
+                f"{src} serves nothing on route {route}; there is nothing to promote",
+                hint=f"deploy there first: modelctl deploy {route} --stage {src} --model NAME@VER",
+            )
+        # The intent is "promote what the source served when I asked", not whatever it serves
+        # by the time a retry runs.
+        if pinned.setdefault("candidate", candidate) != candidate:
+            raise ConflictError(
+                f"{src} changed on route {route} while promoting (now {gates.summary(candidate)})",
+                hint="check what it serves (modelctl status) and promote again",
+            )
+        current = stages.get(target)
+        records = history.route_records(loc, route, tip) if tip else []
+        if canary is not None:
+            if current is None:
+                raise UsageError(
+                    f"{target} serves nothing on route {route}, so there is nothing to canary beside",
+                    hint=f"promote without --canary: modelctl promote {route} --to {target}",
+                )
+            binding, before = canary_binding(current, candidate, canary)
+            baselines = [current, before]
+        else:
+            binding = candidate
+            baselines = [current, *_pre_canary(current, candidate)]
+        if current == binding:
+            raise _AlreadyServes(binding)
+        report = gates.run_gates(snapshot, route, target, binding, baselines, candidate=candidate)
+        _enforce(report, plan)
+        what = f"canary {canary}% of {src}" if canary is not None else f"from {src}"
+        title = f"modelctl: promote {route} {target} ({what})"
+        extra: dict[str, str | int | None] = {"from": src, "canary": canary}
+        return _change(loc, plan, snapshot, records, binding, extra, title)
+
+    return _finish(loc, plan, planner, dry_run, push)
+
+
+def _pre_canary(current: Binding | None, candidate: Binding) -> list[Binding]:
+    """When `current` is a canary of `candidate`, the binding before the canary started."""
+    if current is None:
+        return []
+    keys = {_key(t) for t in candidate["targets"]}
+    old = [t for t in current["targets"] if _key(t) not in keys]
+    has_candidate = any(_key(t) in keys for t in current["targets"])
+    if not old or not has_candidate:
+        return []
+    try:
+        return [make_binding(old, current.get("fallback", []), current.get("policy"))]
+    except ManifestError:
+        return []
+
+
+def rollback(
+    loc: Location,
+    route: str,
+    stage: str,
+    *,
+    to: str | None = None,
+    reason: str | None = None,
+    detected_at: str | None = None,
+    dry_run: bool = False,
+    push: str | None = None,
+) -> LifecycleResult:
+    """Restore what `stage` served before its last change (or right after event `to`)."""
+    refs.check_name(route, "route name")
+    refs.check_name(stage, "stage name")
+    detected = _detected(detected_at)
+    plan = _Plan("rollback", route, stage)
+
+    def planner(snapshot: Snapshot, tip: str | None) -> commits.Change:
+        _check_stage(snapshot, stage)
+        if tip is None:
+            raise UsageError("the registry has no history yet; there is nothing to roll back")
+        records = history.route_records(loc, route, tip)
+        stage_events = history.events(route, records, stage)
+        if not stage_events:
+            raise UsageError(f"{stage} on route {route} has no history; nothing to roll back")
+        last = stage_events[-1]
+        restore = _restore_point(stage_events, to, route, stage)
+        if restore.binding is None:
+            raise UsageError(
+                f"before {_name(last)} {stage} served nothing on route {route}; "
+                "rolling back would leave it serving nothing",
+                hint="deploy the binding you want instead",
+            )
+        # A rollback restores a binding that was live before; only references and policy
+        # are re-checked (models are immutable), not the eval gate: it is the emergency exit.
+        _enforce(
+            gates.run_gates(
+                snapshot, route, stage, restore.binding, [last.binding], with_eval=False
+            ),
+            plan,
+        )
+        title = f"modelctl: rollback {route} {stage} to {_name(restore)}"
+        extra: dict[str, str | int | None] = {
+            "rollback_of": _name(last),
+            "restores": _name(restore),
+            "reason": reason,
+            "detected_at": detected,
+        }
+        return _change(loc, plan, snapshot, records, restore.binding, extra, title)
+
+    return _finish(loc, plan, planner, dry_run, push)
+
+
+def _name(event: history.Event) -> str:
+    return event.tag or f"commit {event.commit[:12]}"
+
+
+def _restore_point(
+    stage_events: list[history.Event], to: str | None, route: str, stage: str
+) -> history.Event:
+    if to is None:
+        if len(stage_events) < 2:
+            raise UsageError(
+                f"{stage} on route {route} has had one binding only; there is nothing before it",
+                hint="deploy the binding you want instead",
+            )
+        return stage_events[-2]
+    text = to.removeprefix("refs/tags/")
+    if text.isdigit():
+        seq = int(text)
+    else:
+        tag = refs.parse_lifecycle_tag(text)
+        if (tag.route, tag.stage) != (route, stage):
+            raise UsageError(f"--to {to} belongs to {tag.route} {tag.stage}, not {route} {stage}")
+        seq = tag.seq
+    for event in stage_events:
+        if event.seq == seq:
+            if event is stage_events[-1]:
+                raise UsageError(f"--to {to} is what {stage} serves now; nothing to roll back")
+            return event
+    raise UsageError(
+        f"no event {seq} for {route} {stage}",
+        hint=f"see the events: modelctl history {route} --stage {stage}",
+    )
+
+
+def _detected(text: str | None) -> str | None:
+    if text is None:
+        return None
+    parsed = history.parse_time(text)
+    if parsed is None:
+        raise UsageError(
+            f"--detected-at {text!r} is not an ISO 8601 time", hint="e.g. 2026-05-14T09:30:00Z"
+        )
+    return parsed[0].isoformat().replace("+00:00", "Z")

@@ -1,0 +1,263 @@
+"""Questions the lifecycle history answers: status, history of a route, what was live at T."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelctl import gates, history, refs
+from modelctl.errors import UsageError
+from modelctl.gitstore import Signature
+from modelctl.registry import Location, snapshot_at
+
+
+@dataclass
+class EventView:
+    route: str
+    stage: str
+    seq: int | None
+    tag: str | None
+    action: str
+    commit: str
+    time: str
+    author: str
+    email: str
+    summary: str
+    binding: dict[str, Any] | None
+    previous: dict[str, Any] | None
+    reason: str | None = None
+    eval_id: str | None = None
+    source_stage: str | None = None
+    canary: int | None = None
+    rollback_of: str | None = None
+    restores: str | None = None
+    detected_at: str | None = None
+    signature: str | None = None  # git's %G? letter; None when not checked
+    signer: str | None = None
+
+
+def view(event: history.Event, signature: Signature | None = None) -> EventView:
+    t = event.trailers
+    canary = t.get("canary")
+    return EventView(
+        route=event.route,
+        stage=event.stage,
+        seq=event.seq,
+        tag=event.tag,
+        action=event.action,
+        commit=event.commit,
+        time=event.when,
+        author=event.author,
+        email=event.email,
+        summary=gates.summary(event.binding),
+        binding=event.binding,
+        previous=event.previous,
+        reason=t.get("reason"),
+        eval_id=t.get("eval"),
+        source_stage=t.get("from"),
+        canary=int(canary) if canary and canary.isdigit() else None,
+        rollback_of=t.get("rollback-of"),
+        restores=t.get("restores"),
+        detected_at=t.get("detected-at"),
+        signature=signature.status if signature else None,
+        signer=(signature.signer or None) if signature else None,
+    )
+
+
+# --- signatures, cached by commit and trust file ----------------------------------------------
+
+
+@contextlib.contextmanager
+def trust_file(loc: Location, commit: str) -> Iterator[tuple[Path | None, str]]:
+    """The registry's allowed-signers file as it stands at `commit`, as a temporary file."""
+    snapshot = snapshot_at(loc, commit)
+    path = (snapshot.settings or {}).get("allowed_signers", ".modelctl/allowed_signers")
+    oid = loc.store.object_at(commit, loc.repo_path(path))
+    if oid is None:
+        yield None, "none"
+        return
+    data = loc.store.read_blobs([oid])[oid]
+    fd, name = tempfile.mkstemp(prefix="allowed-signers-", dir=_state(loc))
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+        yield Path(name), oid
+    finally:
+        Path(name).unlink(missing_ok=True)
+
+
+def _state(loc: Location) -> Path:
+    loc.store.state_dir.mkdir(parents=True, exist_ok=True)
+    return loc.store.state_dir
+
+
+def signatures(loc: Location, commits: Iterable[str], tip: str) -> dict[str, Signature]:
+    """Signature status of `commits`, checked against the allowed signers at `tip`."""
+    wanted = list(dict.fromkeys(commits))
+    if not wanted:
+        return {}
+    cache_path = _state(loc) / "signatures.json"
+    try:
+        cache: dict[str, list[str]] = json.loads(cache_path.read_text())
+    except (OSError, ValueError):
+        cache = {}
+    with trust_file(loc, tip) as (path, trust):
+        found = {c: Signature(*cache[f"{c}:{trust}"]) for c in wanted if f"{c}:{trust}" in cache}
+        missing = [c for c in wanted if c not in found]
+        if missing:
+            fresh = loc.store.commit_signatures(missing, path)
+            found.update(fresh)
+            cache.update({f"{c}:{trust}": [s.status, s.signer, s.key] for c, s in fresh.items()})
+            with contextlib.suppress(OSError):
+                tmp = cache_path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(cache, separators=(",", ":")))
+                tmp.replace(cache_path)
+    return found
+
+
+# --- status ------------------------------------------------------------------------------------
+
+
+@dataclass
+class StageStatus:
+    stage: str
+    summary: str
+    binding: dict[str, Any] | None
+    event: EventView | None
+
+
+@dataclass
+class RouteStatus:
+    route: str
+    stages: list[StageStatus]
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class StatusResult:
+    branch: str
+    commit: str
+    routes: list[RouteStatus]
+
+
+def status(loc: Location, route: str | None = None) -> StatusResult:
+    branch, tip = history.branch_tip(loc)
+    snapshot = snapshot_at(loc, tip)
+    stage_order = [s["name"] for s in (snapshot.settings or {}).get("stages", [])]
+    if route is not None:
+        refs.check_name(route, "route name")
+        if snapshot.route(route) is None:
+            raise UsageError(
+                f"no route {route!r} at {snapshot.label}", hint="see: modelctl list route"
+            )
+        names = [route]
+        records = {route: history.route_records(loc, route, tip)}
+    else:
+        names = [e.path[len("routes/") : -len(".yaml")] for e in snapshot.artifacts("routes")]
+        records = history.all_route_records(loc, tip)
+    out = []
+    for name in names:
+        entry = snapshot.route(name)
+        assert entry is not None
+        current = (entry.data or {}).get("stages", {})
+        latest: dict[str, history.Event] = {}
+        for event in history.events(name, records.get(name, [])):
+            latest[event.stage] = event
+        order = stage_order + sorted(s for s in current if s not in stage_order)
+        stages = [
+            StageStatus(
+                s,
+                gates.summary(current.get(s)),
+                current.get(s),
+                view(latest[s]) if s in latest and current.get(s) is not None else None,
+            )
+            for s in order
+        ]
+        problems = [str(p) for p in entry.problems]
+        out.append(RouteStatus(name, stages, problems))
+    return StatusResult(branch.removeprefix("refs/heads/"), tip, out)
+
+
+# --- history of a route ------------------------------------------------------------------------
+
+
+@dataclass
+class HistoryResult:
+    route: str
+    stage: str | None
+    branch: str
+    commit: str
+    events: list[EventView]
+
+
+def route_history(
+    loc: Location, route: str, stage: str | None = None, *, check_signatures: bool = True
+) -> HistoryResult:
+    branch, tip = history.branch_tip(loc)
+    records = history.route_records(loc, route, tip)
+    if not records:
+        raise UsageError(
+            f"route {route!r} has no history on {branch}", hint="see: modelctl list route"
+        )
+    found = history.events(route, records, stage)
+    sigs = signatures(loc, (e.commit for e in found), tip) if check_signatures else {}
+    return HistoryResult(
+        route,
+        stage,
+        branch.removeprefix("refs/heads/"),
+        tip,
+        [view(e, sigs.get(e.commit)) for e in found],
+    )
+
+
+# --- what was live at T ------------------------------------------------------------------------
+
+
+@dataclass
+class ResolveResult:
+    route: str
+    stage: str
+    at: str
+    assumed_utc: bool
+    binding: dict[str, Any] | None
+    summary: str
+    event: EventView | None
+
+
+def resolve(loc: Location, route: str, stage: str, at: str) -> ResolveResult:
+    refs.check_name(route, "route name")
+    refs.check_name(stage, "stage name")
+    branch, tip = history.branch_tip(loc)
+    when = history.point_in_time(loc, at)
+    if when.commit is not None:
+        # As of a commit: that commit's own history, whatever the clock said.
+        if not loc.store.is_ancestor(when.commit, tip):
+            raise UsageError(f"--at {at} is not on {branch}'s history")
+        records = history.route_records(loc, route, tip)
+        keep = set(
+            loc.store.out("rev-list", "--first-parent", "--end-of-options", when.commit).split()
+        )
+        stage_events = history.events(route, [r for r in records if r.commit in keep], stage)
+        event = stage_events[-1] if stage_events else None
+    else:
+        records = history.route_records(loc, route, tip)
+        event = history.live_at(history.events(route, records, stage), when.epoch)
+    if not records:
+        raise UsageError(f"route {route!r} has no history on {branch}")
+    binding = event.binding if event else None
+    sig = signatures(loc, [event.commit], tip).get(event.commit) if event else None
+    return ResolveResult(
+        route,
+        stage,
+        when.label,
+        when.assumed_utc,
+        binding,
+        gates.summary(binding),
+        view(event, sig) if event else None,
+    )
