@@ -61,10 +61,16 @@ def git(cwd: Path, *args: str, env: dict[str, str] | None = None) -> str:
     return proc.stdout.strip()
 
 
-def make_registry(path: Path, *, example: bool = True) -> Path:
-    """A git repository holding the example registry (or an empty one), committed."""
+def make_registry(path: Path, *, example: bool = True, routes: bool = True) -> Path:
+    """A git repository holding the example registry (or an empty one), committed.
+
+    `routes=False` leaves out the example's hand-written route file, so that every route
+    change in the test's history is a lifecycle event.
+    """
     if example:
         shutil.copytree(EXAMPLE, path, dirs_exist_ok=True)
+        if not routes:
+            (path / "routes" / "support-bot.yaml").unlink()
     else:
         path.mkdir(parents=True, exist_ok=True)
         from modelctl.scaffold import SETTINGS_TEMPLATE

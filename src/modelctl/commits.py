@@ -117,6 +117,8 @@ def write(
         return _write_remote(loc, plan, push, dry_run, attempts, intent or uuid.uuid4().hex)
     store = loc.store
     branch = registry_branch(loc)
+    if not dry_run:
+        store.recover_sync()
     last: ConflictError | None = None
     for attempt in range(1, attempts + 1):
         tip = store.ref_oid(branch)
@@ -128,13 +130,19 @@ def write(
         sign = decide_signing(loc, snapshot, change.stage)
         files = {loc.repo_path(p): data for p, data in change.files.items()}
         message = _with_intent(change.message, intent)
+        note = store.begin_sync(branch, files, tip)
         try:
             result = store.commit(branch, tip, files, message, sign=sign, tags=change.tags)
         except (RefMoved, LockHeld) as exc:
+            store.end_sync(note)
             last = exc
             _backoff(attempt)
             continue
+        except BaseException:
+            store.end_sync(note)
+            raise
         warnings = store.sync_worktree(branch, files)
+        store.end_sync(note)
         return Outcome(change, result, attempt, warnings, base=tip)
     assert last is not None
     raise ConflictError(
@@ -148,6 +156,8 @@ def _write_remote(
 ) -> Outcome:
     store = loc.store
     branch = registry_branch(loc)
+    if not dry_run:
+        store.recover_sync()
     last_report = ""
     for attempt in range(1, attempts + 1):
         base = store.fetch_branch(remote, branch)

@@ -11,6 +11,7 @@ or `--`.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -592,6 +593,46 @@ class GitStore:
             raise lock
         raise GitError(f"updating {branch_ref} failed: {err}")
 
+    # A write records which work-tree paths it will sync before it moves the branch, so a
+    # process killed between moving the branch and syncing leaves a note the next run uses to
+    # finish the job (otherwise the file would look like an uncommitted edit and block writes).
+
+    def begin_sync(self, branch_ref: str, paths: Iterable[str], base: str | None) -> Path:
+        folder = self.state_dir / "pending-sync"
+        folder.mkdir(parents=True, exist_ok=True)
+        note = {"branch": branch_ref, "paths": list(paths), "base": base, "pid": os.getpid()}
+        fd, name = tempfile.mkstemp(prefix="sync-", suffix=".json", dir=folder)
+        with os.fdopen(fd, "w") as fh:
+            fh.write(json.dumps(note))
+        return Path(name)
+
+    def end_sync(self, note: Path) -> None:
+        note.unlink(missing_ok=True)
+
+    def recover_sync(self) -> None:
+        """Finish syncs that a killed writer left behind (paths still at their old content)."""
+        folder = self.state_dir / "pending-sync"
+        notes = sorted(folder.glob("sync-*.json")) if folder.is_dir() else []
+        for note_path in notes:
+            try:
+                note = json.loads(note_path.read_text())
+            except (OSError, ValueError):
+                note_path.unlink(missing_ok=True)
+                continue
+            if _alive(int(note.get("pid", 0))):
+                continue  # a writer still at work syncs its own paths
+            branch, base = note["branch"], note.get("base")
+            stale = []
+            for path in note["paths"]:
+                target = self.toplevel / path
+                old = self.read_path(base, path) if base else None
+                current = target.read_bytes() if target.is_file() else None
+                if current == old:  # untouched since the writer read it: safe to bring forward
+                    stale.append(path)
+            if stale:
+                self.sync_worktree(branch, stale)
+            note_path.unlink(missing_ok=True)
+
     def sync_worktree(self, branch_ref: str, paths: Iterable[str]) -> list[str]:
         """After `branch_ref` moved: show `paths` as committed there in the work tree and index.
 
@@ -648,6 +689,18 @@ class GitStore:
         err = proc.stderr.read() if proc.stderr else b""
         if proc.wait() != 0:
             raise GitError(f"git log failed: {err.decode('utf-8', 'replace').strip()}")
+
+
+def _alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 @contextlib.contextmanager

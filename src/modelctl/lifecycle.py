@@ -10,6 +10,7 @@ promoting something the user did not ask for.
 from __future__ import annotations
 
 import uuid
+from datetime import UTC
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -483,4 +484,4 @@ def _detected(text: str | None) -> str | None:
         raise UsageError(
             f"--detected-at {text!r} is not an ISO 8601 time", hint="e.g. 2026-05-14T09:30:00Z"
         )
-    return parsed[0].isoformat().replace("+00:00", "Z")
+    return parsed[0].astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,308 @@
+"""deploy, promote, canary, rollback, status, history and resolve on real repositories."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import cli, git, make_registry, refs_snapshot
+from signing import allow, make_ssh_key, set_signing, use_ssh_key
+
+GPT5 = ["--model", "support-gpt@2026-05", "--prompt", "support-system@4"]
+FALLBACK = ["--fallback", "support-claude@2026-05,support-system@4"]
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    """The example registry with no route ever, so every route change is a lifecycle event."""
+    return make_registry(tmp_path / "reg", routes=False)
+
+
+def at(day: int, hour: int = 12) -> dict[str, str]:
+    stamp = f"2026-03-{day:02d}T{hour:02d}:00:00Z"
+    return {"GIT_COMMITTER_DATE": stamp, "GIT_AUTHOR_DATE": stamp}
+
+
+def run(repo: Path, *args: str, env: dict[str, str] | None = None, code: int = 0) -> Any:
+    result = cli(*args, "--json", cwd=repo, env=env)
+    assert result.exit_code == code, result.stderr + result.stdout
+    return result.json
+
+
+def deploy_dev(repo: Path, model: list[str] = GPT5, env: dict[str, str] | None = None) -> Any:
+    return run(repo, "deploy", "support-bot", "--stage", "dev", *model, *FALLBACK, env=env)
+
+
+def test_deploy_is_one_commit_plus_tag(repo: Path) -> None:
+    payload = deploy_dev(repo)
+    assert payload["seq"] == 1 and payload["tag"] == "modelctl/support-bot/dev/1"
+    head = git(repo, "rev-parse", "HEAD")
+    assert payload["commit"] == head
+    assert git(repo, "show", "--name-only", "--format=", "HEAD") == "routes/support-bot.yaml"
+    assert git(repo, "rev-parse", "modelctl/support-bot/dev/1^{commit}") == head
+    assert git(repo, "cat-file", "-t", "modelctl/support-bot/dev/1") == "tag"
+    trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)")
+    for line in [
+        "Modelctl-Action: deploy",
+        "Modelctl-Route: support-bot",
+        "Modelctl-Stage: dev",
+        "Modelctl-Seq: 1",
+        "Modelctl-Ref: refs/heads/main",
+    ]:
+        assert line in trailers
+    assert "Modelctl-Promotion-Id:" in trailers
+    assert git(repo, "status", "--porcelain") == ""
+    assert "support-gpt@2026-05" in (repo / "routes/support-bot.yaml").read_text()
+    assert cli("validate", cwd=repo).exit_code == 0
+
+
+def test_same_deploy_twice_is_a_no_op(repo: Path) -> None:
+    deploy_dev(repo)
+    before = refs_snapshot(repo)
+    assert deploy_dev(repo)["noop"] is True
+    assert refs_snapshot(repo) == before
+
+
+def test_promote_follows_the_stage_path(repo: Path) -> None:
+    deploy_dev(repo)
+    payload = run(repo, "promote", "support-bot", "--to", "staging")
+    assert payload["tag"] == "modelctl/support-bot/staging/1"
+    assert payload["trailers"]["from"] == "dev"
+    result = cli("promote", "support-bot", "--to", "dev", cwd=repo)
+    assert result.exit_code == 2 and "first stage" in result.stderr
+    result = cli("promote", "support-bot", "--to", "production", "--from", "dev", cwd=repo)
+    assert result.exit_code == 2 and "skips staging" in result.stderr
+
+
+def test_promote_from_an_empty_stage_is_refused(repo: Path) -> None:
+    before = refs_snapshot(repo)
+    result = cli("promote", "support-bot", "--to", "staging", cwd=repo)
+    assert result.exit_code == 2 and "dev serves nothing" in result.stderr
+    assert refs_snapshot(repo) == before
+
+
+def test_gates_refuse_and_write_nothing(repo: Path) -> None:
+    # production requires a fallback chain and a passing eval run (modelctl.yaml)
+    deploy_dev(repo)
+    run(repo, "promote", "support-bot", "--to", "staging")
+    before = refs_snapshot(repo)
+    result = cli("promote", "support-bot", "--to", "production", cwd=repo)
+    assert result.exit_code == 1
+    assert "gates refused support-bot production" in result.stderr
+    assert "requires a passing eval run" in result.stderr
+    assert refs_snapshot(repo) == before
+    result = cli("deploy", "support-bot", "--stage", "staging", *GPT5, cwd=repo)
+    assert result.exit_code == 1 and "requires a fallback chain" in result.stderr
+
+
+def test_deploy_refuses_unknown_models_and_stages(repo: Path) -> None:
+    result = cli("deploy", "support-bot", "--stage", "dev", "--model", "nope@1", cwd=repo)
+    assert result.exit_code == 1 and "model nope@1" in result.stderr
+    result = cli("deploy", "support-bot", "--stage", "qa", *GPT5, cwd=repo)
+    assert result.exit_code == 2 and "stage 'qa' is not defined" in result.stderr
+    result = cli("deploy", "Bad", "--stage", "dev", *GPT5, cwd=repo)
+    assert result.exit_code == 2
+
+
+def _allow_production(repo: Path) -> None:
+    """Drop production's eval gate so canary mechanics can be tested on their own."""
+    settings = repo / "modelctl.yaml"
+    text = settings.read_text()
+    settings.write_text(text[: text.index("    eval_gate:")])
+    git(repo, "commit", "-qam", "no eval gate on production for this test")
+
+
+def test_canary_then_complete(repo: Path) -> None:
+    _allow_production(repo)
+    old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
+    for stage in ("dev", "staging", "production"):
+        run(repo, "deploy", "support-bot", "--stage", stage, *old, *FALLBACK)
+    deploy_dev(repo)
+    run(repo, "promote", "support-bot", "--to", "staging")
+    payload = run(repo, "promote", "support-bot", "--to", "production", "--canary", "10")
+    weights = {t["model"]: t["weight"] for t in payload["binding"]["targets"]}
+    assert weights == {"support-gpt@2026-03": 90, "support-gpt@2026-05": 10}
+    assert payload["trailers"]["canary"] == "10"
+    payload = run(repo, "promote", "support-bot", "--to", "production", "--canary", "50")
+    weights = {t["model"]: t["weight"] for t in payload["binding"]["targets"]}
+    assert weights == {"support-gpt@2026-03": 50, "support-gpt@2026-05": 50}
+    payload = run(repo, "promote", "support-bot", "--to", "production")
+    assert [t["model"] for t in payload["binding"]["targets"]] == ["support-gpt@2026-05"]
+    result = cli("promote", "support-bot", "--to", "production", "--canary", "10", cwd=repo)
+    assert result.exit_code == 2 and "already serves only the candidate" in result.stderr
+
+
+def test_canary_needs_something_to_canary_beside(repo: Path) -> None:
+    _allow_production(repo)
+    deploy_dev(repo)
+    run(repo, "promote", "support-bot", "--to", "staging")
+    result = cli("promote", "support-bot", "--to", "production", "--canary", "10", cwd=repo)
+    assert result.exit_code == 2 and "nothing to canary beside" in result.stderr
+    result = cli("promote", "support-bot", "--to", "staging", "--canary", "100", cwd=repo)
+    assert result.exit_code == 2
+
+
+def test_rollback_restores_previous_binding_as_a_new_commit(repo: Path) -> None:
+    old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
+    deploy_dev(repo, old)
+    first = git(repo, "rev-parse", "HEAD")
+    deploy_dev(repo)
+    payload = run(
+        repo, "rollback", "support-bot", "--stage", "dev", "--reason", "answers too long",
+        "--detected-at", "2026-03-05T10:00:00+01:00",
+    )  # fmt: skip
+    assert payload["seq"] == 3
+    assert payload["binding"]["targets"][0]["model"] == "support-gpt@2026-03"
+    assert payload["trailers"]["rollback_of"] == "modelctl/support-bot/dev/2"
+    assert payload["trailers"]["restores"] == "modelctl/support-bot/dev/1"
+    assert payload["trailers"]["reason"] == "answers too long"
+    assert payload["trailers"]["detected_at"] == "2026-03-05T09:00:00Z"
+    assert git(repo, "merge-base", "--is-ancestor", first, "HEAD") == ""  # history kept
+    # rolling back again undoes the rollback
+    again = run(repo, "rollback", "support-bot", "--stage", "dev")
+    assert again["binding"]["targets"][0]["model"] == "support-gpt@2026-05"
+    # --to names an event
+    to = run(repo, "rollback", "support-bot", "--stage", "dev", "--to", "1")
+    assert to["binding"]["targets"][0]["model"] == "support-gpt@2026-03"
+    assert to["trailers"]["restores"] == "modelctl/support-bot/dev/1"
+
+
+def test_rollback_without_history_is_refused(repo: Path) -> None:
+    result = cli("rollback", "support-bot", "--stage", "dev", cwd=repo)
+    assert result.exit_code == 2 and "no history" in result.stderr
+    deploy_dev(repo)
+    result = cli("rollback", "support-bot", "--stage", "dev", cwd=repo)
+    assert result.exit_code == 2 and "one binding only" in result.stderr
+    result = cli(
+        "rollback", "support-bot", "--stage", "dev", "--detected-at", "yesterday", cwd=repo
+    )
+    assert result.exit_code == 2 and "not an ISO 8601 time" in result.stderr
+
+
+def test_dry_run_writes_nothing(repo: Path) -> None:
+    before = refs_snapshot(repo)
+    payload = run(repo, "deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "--dry-run")
+    assert payload["dry_run"] is True and payload["commit"] is None
+    assert refs_snapshot(repo) == before
+    assert not (repo / "routes/support-bot.yaml").exists()
+
+
+def test_refuses_when_route_file_has_uncommitted_edits(repo: Path) -> None:
+    deploy_dev(repo)
+    route = repo / "routes/support-bot.yaml"
+    route.write_text(route.read_text() + "# my edit\n")
+    before = refs_snapshot(repo)
+    result = cli("promote", "support-bot", "--to", "staging", cwd=repo)
+    assert result.exit_code == 3 and "uncommitted changes" in result.stderr
+    assert refs_snapshot(repo) == before
+    assert route.read_text().endswith("# my edit\n")
+
+
+def test_status_and_history(repo: Path) -> None:
+    deploy_dev(repo, env=at(1))
+    run(repo, "promote", "support-bot", "--to", "staging", env=at(2))
+    status = run(repo, "status")
+    route = status["routes"][0]
+    stages = {s["stage"]: s for s in route["stages"]}
+    assert stages["dev"]["event"]["tag"] == "modelctl/support-bot/dev/1"
+    assert stages["staging"]["event"]["action"] == "promote"
+    assert stages["production"]["binding"] is None
+    assert run(repo, "status", "support-bot")["routes"][0]["route"] == "support-bot"
+    history = run(repo, "history", "support-bot")
+    assert [(e["stage"], e["seq"], e["action"]) for e in history["events"]] == [
+        ("dev", 1, "deploy"),
+        ("staging", 1, "promote"),
+    ]
+    assert history["events"][0]["time"] == "2026-03-01T12:00:00Z"
+    assert history["events"][0]["signature"] == "N"
+    only = run(repo, "history", "support-bot", "--stage", "staging")
+    assert len(only["events"]) == 1
+
+
+def test_unattested_change_shows_in_history(repo: Path) -> None:
+    deploy_dev(repo)
+    route = repo / "routes/support-bot.yaml"
+    route.write_text(route.read_text().replace("weight: 100", "weight: 50"))
+    git(repo, "commit", "-qam", "hand edit")
+    events = run(repo, "history", "support-bot")["events"]
+    assert events[-1]["action"] == "unattested" and events[-1]["seq"] is None
+    # the next deploy still numbers from the last modelctl event
+    payload = deploy_dev(repo)
+    assert payload["seq"] == 2
+
+
+def test_resolve_at_before_and_after_each_event(repo: Path) -> None:
+    old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
+    deploy_dev(repo, old, env=at(1))
+    deploy_dev(repo, env=at(3))
+    run(repo, "rollback", "support-bot", "--stage", "dev", env=at(5))
+
+    def served(when: str) -> str | None:
+        payload = run(repo, "resolve", "support-bot", "--stage", "dev", "--at", when)
+        binding = payload["binding"]
+        return binding["targets"][0]["model"] if binding else None
+
+    assert served("2026-03-01T11:59:59Z") is None
+    assert served("2026-03-01T12:00:00Z") == "support-gpt@2026-03"
+    assert served("2026-03-01T12:00:01Z") == "support-gpt@2026-03"
+    assert served("2026-03-03T11:59:59Z") == "support-gpt@2026-03"
+    assert served("2026-03-03T12:00:00Z") == "support-gpt@2026-05"
+    assert served("2026-03-05T11:59:59Z") == "support-gpt@2026-05"
+    assert served("2026-03-05T12:00:00Z") == "support-gpt@2026-03"
+    assert served("2026-03-05T13:00:00+01:00") == "support-gpt@2026-03"
+    assert served("2026-03-05T12:59:59+01:00") == "support-gpt@2026-05"
+    payload = run(repo, "resolve", "support-bot", "--stage", "dev", "--at", "2026-03-04")
+    assert payload["assumed_utc"] is True and "UTC assumed" in payload["at"]
+    assert payload["event"]["tag"] == "modelctl/support-bot/dev/2"
+    # a commit or a tag works as --at too
+    payload = run(
+        repo, "resolve", "support-bot", "--stage", "dev", "--at", "modelctl/support-bot/dev/2"
+    )
+    assert payload["binding"]["targets"][0]["model"] == "support-gpt@2026-05"
+    bad = cli("resolve", "support-bot", "--stage", "dev", "--at", "soon", cwd=repo)
+    assert bad.exit_code == 2 and "neither an ISO 8601 time nor a commit" in bad.stderr
+
+
+def test_signing_required_without_a_key_is_refused_before_writing(repo: Path) -> None:
+    set_signing(repo, "required")
+    before = refs_snapshot(repo)
+    result = cli("deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, cwd=repo)
+    assert result.exit_code == 4
+    assert "requires signed commits" in result.stderr and "user.signingkey" in result.stderr
+    assert refs_snapshot(repo) == before
+
+
+def test_signed_writes_verify(repo: Path, tmp_path: Path) -> None:
+    key = make_ssh_key(tmp_path / "keys", "ci", "ci-bot@example")
+    allow(repo, key)
+    set_signing(repo, "required")
+    use_ssh_key(repo, key)
+    payload = deploy_dev(repo)
+    assert payload["signed"] is True
+    signers = repo / ".modelctl/allowed_signers"
+    check = ["-c", f"gpg.ssh.allowedSignersFile={signers}"]
+    assert git(repo, *check, "log", "-1", "--format=%G? %GS") == "G ci-bot@example"
+    git(repo, *check, "verify-tag", "modelctl/support-bot/dev/1")
+    header = git(repo, "cat-file", "-p", "modelctl/support-bot/dev/1")
+    assert "tag modelctl/support-bot/dev/1" in header and "BEGIN SSH SIGNATURE" in header
+    history = run(repo, "history", "support-bot")
+    assert history["events"][0]["signature"] == "G"
+    assert history["events"][0]["signer"] == "ci-bot@example"
+    resolved = run(repo, "resolve", "support-bot", "--stage", "dev", "--at", "HEAD")
+    assert resolved["event"]["signer"] == "ci-bot@example"
+
+
+def test_push_to_a_bare_remote(repo: Path, tmp_path: Path) -> None:
+    remote = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(remote))
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main")
+    payload = run(
+        repo, "deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "--push", "origin"
+    )
+    assert payload["pushed"] == "origin"
+    assert git(remote, "rev-parse", "main") == payload["commit"] == git(repo, "rev-parse", "HEAD")
+    assert git(remote, "rev-parse", "modelctl/support-bot/dev/1^{commit}") == payload["commit"]
+    assert git(repo, "status", "--porcelain") == ""
