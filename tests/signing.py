@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
@@ -84,28 +85,20 @@ def make_gpg_key(uid: str = "CI Bot <ci-bot@example>") -> GpgKey:
     """A passphrase-less key in a short GNUPGHOME (long socket paths break gpg-agent)."""
     home = Path(tempfile.mkdtemp(prefix="g"))
     home.chmod(0o700)
-    env = {"GNUPGHOME": str(home)}
-    run = dict(check=True, capture_output=True, env={**__import__("os").environ, **env})
+    env = {**os.environ, "GNUPGHOME": str(home)}
+    quiet = ["--batch", "--pinentry-mode", "loopback", "--passphrase"]
     subprocess.run(
-        [
-            "gpg",
-            "--batch",
-            "--pinentry-mode",
-            "loopback",
-            "--passphrase",
-            "",
-            "--quick-gen-key",
-            uid,
-            "ed25519",
-            "sign",
-            "1d",
-        ],
-        **run,  # type: ignore[arg-type]
+        ["gpg", *quiet, "", "--quick-gen-key", uid, "ed25519", "sign", "1d"],
+        check=True,
+        capture_output=True,
+        env=env,
     )
     out = subprocess.run(
         ["gpg", "--list-secret-keys", "--with-colons"],
+        check=True,
+        capture_output=True,
         text=True,
-        **run,  # type: ignore[arg-type]
+        env=env,
     ).stdout
     fpr = next(line.split(":")[9] for line in out.splitlines() if line.startswith("fpr"))
     return GpgKey(home, fpr)
