@@ -84,7 +84,12 @@ def test_promote_from_an_empty_stage_is_refused(repo: Path) -> None:
 
 
 def test_gates_refuse_and_write_nothing(repo: Path) -> None:
-    # production requires a fallback chain and a passing eval run (modelctl.yaml)
+    # production requires a fallback chain and, once it serves something, a passing eval run
+    old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
+    deploy_dev(repo, old)
+    run(repo, "promote", "support-bot", "--to", "staging")
+    first = run(repo, "promote", "support-bot", "--to", "production")
+    assert any("serves nothing yet" in g["detail"] for g in first["gates"])  # bootstrap
     deploy_dev(repo)
     run(repo, "promote", "support-bot", "--to", "staging")
     before = refs_snapshot(repo)

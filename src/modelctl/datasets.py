@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from modelctl.errors import ManifestError, Problem
 
@@ -115,3 +116,63 @@ def sha256_file(path: Path) -> tuple[str, int]:
             digest.update(chunk)
             size += len(chunk)
     return digest.hexdigest(), size
+
+
+@dataclass
+class DatasetCheck:
+    ref: str
+    uri: str
+    status: str  # ok, mismatch, missing, remote
+    detail: str = ""
+
+
+def verify_datasets(snapshot: Any, root: Path, wanted: list[str]) -> list[DatasetCheck]:
+    """Recompute digests of local dataset files; remote ones are reported as not checkable."""
+    from modelctl import refs
+    from modelctl.errors import UsageError
+
+    entries = [e for e in snapshot.artifacts("datasets") if e.data is not None]
+    if wanted:
+        chosen = []
+        for text in wanted:
+            ref = refs.parse_ref(text, refs.Kind.DATASET)
+            entry = snapshot.get(ref)
+            if entry is None or entry.data is None:
+                raise UsageError(f"dataset {text} is not in the registry at {snapshot.label}")
+            chosen.append(entry)
+        entries = chosen
+    out = []
+    for entry in entries:
+        data = entry.data
+        name = f"{data['name']}@{data['version']}"
+        uri = data["uri"]
+        if "://" in uri:
+            out.append(
+                DatasetCheck(
+                    name,
+                    uri,
+                    "remote",
+                    "remote dataset: its digest is recorded as given and cannot be checked here",
+                )
+            )
+            continue
+        file = root / uri
+        if not file.is_file():
+            out.append(DatasetCheck(name, uri, "missing", f"{uri} does not exist"))
+            continue
+        digest, size = sha256_file(file)
+        if digest != data["sha256"]:
+            out.append(
+                DatasetCheck(
+                    name, uri, "mismatch", f"sha256 is {digest}, the manifest pins {data['sha256']}"
+                )
+            )
+        elif data.get("bytes") is not None and size != data["bytes"]:
+            out.append(
+                DatasetCheck(
+                    name, uri, "mismatch", f"{size} bytes, the manifest says {data['bytes']}"
+                )
+            )
+        else:
+            out.append(DatasetCheck(name, uri, "ok", f"{size:,} bytes"))
+    return out

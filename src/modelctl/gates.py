@@ -121,7 +121,7 @@ def _eval_reasons(
         reasons.append(f"it gates stage {run['stage']}, not {stage}")
     if run["candidate"] != candidate:
         reasons.append(f"its candidate is {summary(run['candidate'])}")
-    if baselines[0] is not None and run["baseline"] not in baselines:
+    if run["baseline"] not in baselines:
         reasons.append(
             f"its baseline is {summary(run['baseline'])} but {stage} serves "
             f"{summary(baselines[0])} now (a stale baseline)"
@@ -160,6 +160,12 @@ def check_eval(
     gate = _stage_settings(snapshot, stage).get("eval_gate")
     if gate is None:
         return None
+    if baselines[0] is None:
+        # Nothing is served yet, so nothing can regress: the first binding of a gated stage
+        # bootstraps it. Every later change needs a passing eval against what it replaces.
+        return GateResult(
+            "eval", True, f"{stage} serves nothing yet on {route}: nothing to regress against"
+        )
     runs = [
         e.data
         for e in snapshot.artifacts("evals")
@@ -173,8 +179,6 @@ def check_eval(
         )
         if not reasons:
             detail = f"eval {run['id']} passed: candidate vs baseline on {run['dataset']['ref']}"
-            if baselines[0] is None:
-                detail += f" ({stage} served nothing before, so any explicit baseline counts)"
             return GateResult("eval", True, detail, eval_id=run["id"])
         if run["candidate"] == candidate:
             near.append(f"eval {run['id']} does not count: " + "; ".join(reasons))

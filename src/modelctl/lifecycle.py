@@ -10,8 +10,8 @@ promoting something the user did not ask for.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC
 from dataclasses import dataclass, field
+from datetime import UTC
 from typing import Any
 
 from pydantic import ValidationError
@@ -362,7 +362,7 @@ def promote(
             baselines = [current, before]
         else:
             binding = candidate
-            baselines = [current, *_pre_canary(current, candidate)]
+            baselines = [current, *_pre_canary(history.events(route, records, target))]
         if current == binding:
             raise _AlreadyServes(binding)
         report = gates.run_gates(snapshot, route, target, binding, baselines, candidate=candidate)
@@ -375,19 +375,18 @@ def promote(
     return _finish(loc, plan, planner, dry_run, push)
 
 
-def _pre_canary(current: Binding | None, candidate: Binding) -> list[Binding]:
-    """When `current` is a canary of `candidate`, the binding before the canary started."""
-    if current is None:
-        return []
-    keys = {_key(t) for t in candidate["targets"]}
-    old = [t for t in current["targets"] if _key(t) not in keys]
-    has_candidate = any(_key(t) in keys for t in current["targets"])
-    if not old or not has_candidate:
-        return []
-    try:
-        return [make_binding(old, current.get("fallback", []), current.get("policy"))]
-    except ManifestError:
-        return []
+def _pre_canary(stage_events: list[history.Event]) -> list[Binding]:
+    """While a canary runs, the binding the stage served before it started.
+
+    Completing a canary may use the eval run that compared the candidate against that binding
+    (the canary's own mix was never evaluated as a baseline).
+    """
+    before: Binding | None = None
+    for event in reversed(stage_events):
+        if event.action != "promote" or not event.trailers.get("canary"):
+            break
+        before = event.previous
+    return [before] if before is not None else []
 
 
 def rollback(

@@ -262,36 +262,56 @@ def _summary(binding: Any) -> str:
     return summary(binding)
 
 
-def _event_cell(event: Any) -> str:
+def _since(event: Any) -> str:
     if event is None:
         return ""
-    who = event.tag or f"unattested {event.commit[:8]}"
-    return f"{who} {event.action} {event.time} {event.author}"
+    who = event.tag or f"an unattested change ({event.commit[:8]})"
+    return f"since {who}: {event.action}, {event.time}, {event.author}"
 
 
 def status_result(result: Any) -> None:
-    rows = []
+    o = out()
     for route in result.routes:
+        o.print(f"[bold]{escape(route.route)}[/bold]")
+        width = max((len(s.stage) for s in route.stages), default=5)
         for stage in route.stages:
-            rows.append([route.route, stage.stage, stage.summary, _event_cell(stage.event)])
-    print_table(None, ["ROUTE", "STAGE", "SERVES", "SINCE"], rows)
-    message(f"[dim]{len(result.routes)} route(s) at {result.branch} ({result.commit[:7]})[/dim]")
-    for route in result.routes:
+            serves = escape(stage.summary) if stage.binding else "[dim]nothing[/dim]"
+            o.print(f"  {escape(stage.stage):<{width}}  {serves}")
+            if stage.event is not None:
+                o.print(f"  {'':<{width}}  [dim]{escape(_since(stage.event))}[/dim]")
         for problem in route.problems:
             warn(problem)
+    message(f"[dim]{len(result.routes)} route(s) at {result.branch} ({result.commit[:7]})[/dim]")
 
 
 def _sig(letter: str | None, signer: str | None) -> str:
     if letter is None:
-        return "-"
-    names = {"G": "good", "N": "unsigned", "B": "BAD", "U": "untrusted", "E": "unchecked"}
-    text = names.get(letter, letter)
-    return f"{text} ({signer})" if signer else text
+        return "signature not checked"
+    names = {
+        "G": "signed",
+        "N": "unsigned",
+        "B": "BAD signature",
+        "U": "signed by an unknown key",
+        "E": "signature not checkable",
+    }
+    text = names.get(letter, f"signature {letter}")
+    return f"{text} by {signer}" if signer else text
 
 
 def history_result(result: Any) -> None:
-    rows = []
+    o = out()
+    title = result.route + (f" {result.stage}" if result.stage else "")
+    o.print(
+        f"[bold]{escape(title)}[/bold] [dim]({len(result.events)} events on {result.branch})[/dim]"
+    )
     for e in result.events:
+        seq = f"#{e.seq}" if e.seq is not None else "(unattested)"
+        action = "[red]unattested[/red]" if e.action == "unattested" else escape(e.action)
+        o.print(
+            f"{escape(e.stage)} {seq} {action}  {e.time}  {escape(e.author)}  "
+            f"[dim]{escape(_sig(e.signature, e.signer))}[/dim]"
+        )
+        o.print(f"    {escape(e.summary)}")
         detail = []
         if e.source_stage:
             detail.append(f"from {e.source_stage}")
@@ -301,25 +321,12 @@ def history_result(result: Any) -> None:
             detail.append(f"restores {e.restores}")
         if e.reason:
             detail.append(f"reason: {e.reason}")
+        if e.detected_at:
+            detail.append(f"detected {e.detected_at}")
         if e.eval_id:
             detail.append(f"eval {e.eval_id}")
-        rows.append(
-            [
-                e.stage,
-                "" if e.seq is None else str(e.seq),
-                e.action,
-                e.summary,
-                e.author,
-                e.time,
-                _sig(e.signature, e.signer),
-                "; ".join(detail),
-            ]
-        )
-    print_table(
-        f"{result.route}" + (f" {result.stage}" if result.stage else ""),
-        ["STAGE", "SEQ", "ACTION", "BINDING", "AUTHOR", "TIME", "SIGNATURE", "DETAIL"],
-        rows,
-    )
+        detail.append(f"commit {e.commit[:12]}")
+        o.print(f"    [dim]{escape('; '.join(detail))}[/dim]")
 
 
 def resolve_result(result: Any) -> None:
@@ -341,10 +348,16 @@ def resolve_result(result: Any) -> None:
 
 def verify_result(result: Any) -> None:
     for f in result.findings:
-        out().print(f"[red]✗[/red] {escape(f.check)}: {escape(f.where[:40])}: {escape(f.message)}")
+        out().print(f"[red]✗[/red] {escape(f.check)}: {escape(f.where)}: {escape(f.message)}")
+    # Notes repeat (every unsigned commit in an optional-signing registry): count them instead.
+    grouped: dict[tuple[str, str], list[str]] = {}
     for f in result.notes:
+        grouped.setdefault((f.check, f.message), []).append(f.where)
+    for (check, text), where in grouped.items():
+        sample = ", ".join(w.removeprefix("refs/tags/")[:40] for w in where[:2])
+        more = f" and {len(where) - 2} more" if len(where) > 2 else ""
         out().print(
-            f"[yellow]note[/yellow] {escape(f.check)}: {escape(f.where[:40])}: {escape(f.message)}"
+            f"[yellow]note[/yellow] {escape(check)}: {len(where)} x {escape(text)} ({escape(sample)}{more})"
         )
     rate = result.lifecycle_commits / result.seconds if result.seconds else 0
     summary = (
@@ -357,3 +370,63 @@ def verify_result(result: Any) -> None:
         success(
             f"history verified: {summary}" + (f" ({rate:.0f} lifecycle commits/s)" if rate else "")
         )
+
+
+# --- evals and datasets ------------------------------------------------------------------------
+
+
+def _pct(value: float) -> str:
+    return f"{value:+.1%}" if value else "0.0%"
+
+
+def eval_result(result: Any) -> None:
+    run = result.run
+    rows = []
+    for comp in [run["overall"], *run["comparisons"]]:
+        rows.append(
+            [
+                comp.get("evaluator") or "all",
+                comp.get("cohort") or "(all)",
+                str(comp["n"]),
+                f"{comp['candidate']['rate']:.1%}",
+                f"{comp['baseline']['rate']:.1%}",
+                _pct(comp["delta"]),
+                f"[{comp['ci_low']:+.1%}, {comp['ci_high']:+.1%}]",
+                comp["status"],
+            ]
+        )
+    print_table(
+        f"eval {run['id']}: {run['route']} -> {run['stage']} on {run['dataset']['ref']}",
+        ["EVALUATOR", "COHORT", "N", "CANDIDATE", "BASELINE", "DELTA", "CI", "STATUS"],
+        rows,
+    )
+    for comp in [run["overall"], *run["comparisons"]]:
+        if comp["status"] != "pass":
+            who = f"{comp.get('evaluator') or 'all'}/{comp.get('cohort') or '(all)'}"
+            message(f"  [red]{escape(who)}[/red]: {escape(comp['reason'])}")
+    if run.get("missing"):
+        message(f"  missing outputs: {run['missing']}")
+    where = f"committed {result.commit[:12]}" if result.commit else "written, not committed"
+    if run["verdict"] == "pass":
+        success(f"verdict: pass ({result.path}, {where})")
+    else:
+        err().print(f"[red]✗[/red] verdict: fail ({escape(result.path)}, {where})")
+    for text in result.warnings:
+        warn(text)
+
+
+def gate_report(results: list[Any], *, passed: bool, noop: bool = False) -> None:
+    _gate_lines(results)
+    if noop:
+        success("the stage already serves this binding; promote would do nothing")
+    elif passed:
+        success("promote would pass its gates")
+    else:
+        err().print("[red]✗[/red] promote would be refused")
+
+
+def dataset_checks(checks: list[Any]) -> None:
+    marks = {"ok": "[green]ok[/green]", "remote": "[yellow]remote[/yellow]"}
+    for check in checks:
+        mark = marks.get(check.status, f"[red]{check.status}[/red]")
+        out().print(f"{mark} {escape(check.ref)} {escape(check.uri)}: {escape(check.detail)}")

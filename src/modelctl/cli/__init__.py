@@ -7,7 +7,12 @@ import signal
 import sys
 from types import FrameType
 
-from modelctl.cli import demo_cmd, lifecycle_cmds, registry_cmds  # noqa: F401  (register commands)
+from modelctl.cli import (  # noqa: F401  (importing them registers their commands)
+    demo_cmd,
+    eval_cmds,
+    lifecycle_cmds,
+    registry_cmds,
+)
 from modelctl.cli.app import app
 from modelctl.errors import ExitCode, Interrupted, ModelctlError
 

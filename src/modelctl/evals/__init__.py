@@ -1,0 +1,1 @@
+"""Regression evals: evaluators, paired statistics, runs recorded as EvalRun manifests."""

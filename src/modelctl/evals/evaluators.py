@@ -1,0 +1,267 @@
+"""Evaluators: built-in checks of one output against its dataset row, and external commands.
+
+A built-in evaluator is a function `(row, output) -> (passed, score, reason)`. An external
+evaluator is a command that reads one JSON object per line on stdin, each the dataset row
+plus `output` and `side`, and writes one `{"id", "score", "passed", "reason"}` line per
+example; this is how an LLM judge plugs in.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shlex
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from modelctl.errors import ManifestError, Problem, UsageError
+
+Verdict = tuple[bool, float, str]
+Check = Callable[[dict[str, Any], Any], Verdict]
+
+
+@dataclass
+class EvaluatorSpec:
+    name: str
+    args: dict[str, Any] = field(default_factory=dict)
+    judge: str | None = None  # judge manifest pin, for judge-backed external evaluators
+    command: list[str] | None = None  # external evaluators only
+    threshold: float | None = None  # external: score at or above passes, when no `passed`
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, sort_keys=True, ensure_ascii=False)
+
+
+def _expected(row: dict[str, Any], args: dict[str, Any]) -> Any:
+    key = args.get("field", "expected")
+    if key not in row:
+        raise KeyError(key)
+    return row[key]
+
+
+def _flag(args: dict[str, Any], key: str, default: bool) -> bool:
+    value = args.get(key, default)
+    return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
+
+
+def exact_match(args: dict[str, Any]) -> Check:
+    strip = _flag(args, "strip", True)
+    ignore_case = _flag(args, "ignore_case", False)
+
+    def norm(text: str) -> str:
+        text = text.strip() if strip else text
+        return text.casefold() if ignore_case else text
+
+    def check(row: dict[str, Any], output: Any) -> Verdict:
+        ok = norm(_text(output)) == norm(_text(_expected(row, args)))
+        return ok, float(ok), "" if ok else "output differs from expected"
+
+    return check
+
+
+def contains(args: dict[str, Any]) -> Check:
+    ignore_case = _flag(args, "ignore_case", True)
+
+    def check(row: dict[str, Any], output: Any) -> Verdict:
+        needle = args["text"] if "text" in args else _text(_expected(row, args))
+        hay = _text(output)
+        ok = needle.casefold() in hay.casefold() if ignore_case else needle in hay
+        return ok, float(ok), "" if ok else f"output does not contain {needle!r}"
+
+    return check
+
+
+def regex(args: dict[str, Any]) -> Check:
+    if "pattern" not in args:
+        raise UsageError("evaluator regex needs a pattern: --evaluator 'regex:pattern=^[0-9]+$'")
+    try:
+        pattern = re.compile(
+            str(args["pattern"]), re.IGNORECASE if _flag(args, "ignore_case", False) else 0
+        )
+    except re.error as exc:
+        raise UsageError(f"evaluator regex: invalid pattern: {exc}") from None
+    full = _flag(args, "fullmatch", False)
+
+    def check(row: dict[str, Any], output: Any) -> Verdict:
+        text = _text(output)
+        ok = bool(pattern.fullmatch(text) if full else pattern.search(text))
+        return ok, float(ok), "" if ok else "output does not match the pattern"
+
+    return check
+
+
+def json_valid(args: dict[str, Any]) -> Check:
+    def check(row: dict[str, Any], output: Any) -> Verdict:
+        if not isinstance(output, str):
+            return True, 1.0, ""  # already structured JSON in the outputs file
+        try:
+            json.loads(output)
+        except ValueError as exc:
+            return False, 0.0, f"not valid JSON: {exc}"
+        return True, 1.0, ""
+
+    return check
+
+
+def json_schema(args: dict[str, Any]) -> Check:
+    import jsonschema
+
+    schema = args.get("schema_data")
+    if schema is None:
+        raise UsageError(
+            "evaluator json_schema needs a schema: set output_schema in the dataset manifest "
+            "or pass --evaluator json_schema:schema=FILE.json"
+        )
+    try:
+        validator_cls = jsonschema.validators.validator_for(schema)
+        validator_cls.check_schema(schema)
+    except jsonschema.SchemaError as exc:
+        raise UsageError(f"evaluator json_schema: the schema is invalid: {exc.message}") from None
+    validator = validator_cls(schema)
+
+    def check(row: dict[str, Any], output: Any) -> Verdict:
+        value = output
+        if isinstance(output, str):
+            try:
+                value = json.loads(output)
+            except ValueError as exc:
+                return False, 0.0, f"not valid JSON: {exc}"
+        error = next(iter(validator.iter_errors(value)), None)
+        if error is None:
+            return True, 1.0, ""
+        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
+        return False, 0.0, f"{where}: {error.message[:200]}"
+
+    return check
+
+
+def numeric_close(args: dict[str, Any]) -> Check:
+    abs_tol = float(args.get("abs", args.get("tolerance", 1e-6)))
+    rel_tol = float(args.get("rel", 0.0))
+
+    def check(row: dict[str, Any], output: Any) -> Verdict:
+        try:
+            got = float(_text(output).strip())
+            want = float(_text(_expected(row, args)).strip())
+        except ValueError:
+            return False, 0.0, "output or expected is not a number"
+        if not (math.isfinite(got) and math.isfinite(want)):
+            return False, 0.0, "output or expected is not finite"
+        ok = math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
+        return ok, float(ok), "" if ok else f"{got} is not within tolerance of {want}"
+
+    return check
+
+
+BUILTIN: dict[str, Callable[[dict[str, Any]], Check]] = {
+    "exact_match": exact_match,
+    "contains": contains,
+    "regex": regex,
+    "json_valid": json_valid,
+    "json_schema": json_schema,
+    "numeric_close": numeric_close,
+}
+
+
+def parse_spec(text: str) -> EvaluatorSpec:
+    """`NAME[:key=value,key=value]`; `external:cmd=...` runs a command."""
+    name, _, rest = text.partition(":")
+    name = name.strip()
+    args: dict[str, Any] = {}
+    if rest:
+        # Split on commas that start a new key=, so values (patterns) may hold commas.
+        for part in re.split(r",(?=[A-Za-z_][A-Za-z0-9_]*=)", rest):
+            key, eq, value = part.partition("=")
+            if not eq:
+                raise UsageError(
+                    f"--evaluator {text!r}: arguments are key=value pairs",
+                    hint="e.g. --evaluator 'regex:pattern=^yes',  --evaluator numeric_close:abs=0.01",
+                )
+            args[key.strip()] = value
+    if name == "external":
+        if "cmd" not in args:
+            raise UsageError("--evaluator external needs a command: 'external:cmd=python judge.py'")
+        label = args.pop("name", "external")
+        threshold = float(args["threshold"]) if "threshold" in args else None
+        return EvaluatorSpec(label, args, command=shlex.split(args["cmd"]), threshold=threshold)
+    if name not in BUILTIN:
+        choices = ", ".join([*BUILTIN, "external:cmd=..."])
+        raise UsageError(f"unknown evaluator {name!r}", hint=f"built-in evaluators: {choices}")
+    return EvaluatorSpec(name, args)
+
+
+def builtin_check(spec: EvaluatorSpec, output_schema: dict[str, Any] | None) -> Check:
+    args = dict(spec.args)
+    if spec.name == "json_schema":
+        if "schema" in args:
+            path = Path(str(args["schema"]))
+            try:
+                args["schema_data"] = json.loads(path.read_text())
+            except (OSError, ValueError) as exc:
+                raise UsageError(f"json_schema: cannot read schema {path}: {exc}") from None
+        else:
+            args["schema_data"] = output_schema
+    return BUILTIN[spec.name](args)
+
+
+def run_external(
+    spec: EvaluatorSpec, side: str, rows: list[dict[str, Any]], outputs: dict[str, Any]
+) -> dict[str, Verdict]:
+    """Run an external evaluator over one side; id -> verdict. Errors name the command."""
+    assert spec.command is not None
+    payload = "".join(
+        json.dumps({**row, "output": outputs[str(row["id"])], "side": side}, ensure_ascii=False)
+        + "\n"
+        for row in rows
+    )
+    label = shlex.join(spec.command)
+    try:
+        proc = subprocess.run(
+            spec.command, input=payload.encode(), capture_output=True, check=False
+        )
+    except OSError as exc:
+        raise UsageError(f"evaluator {spec.name}: cannot run {label}: {exc.strerror}") from None
+    if proc.returncode != 0:
+        err = proc.stderr.decode("utf-8", "replace").strip()[-500:]
+        raise UsageError(f"evaluator {spec.name}: {label} exited {proc.returncode}: {err}")
+    verdicts: dict[str, Verdict] = {}
+    problems: list[Problem] = []
+    source = f"output of {label}"
+    for number, line in enumerate(proc.stdout.decode("utf-8", "replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            item = json.loads(line)
+            rid = str(item["id"])
+            score = float(item.get("score", 1.0 if item.get("passed") else 0.0))
+            if "passed" in item:
+                passed = bool(item["passed"])
+            elif spec.threshold is not None:
+                passed = score >= spec.threshold
+            else:
+                raise KeyError("passed")
+        except (ValueError, KeyError, TypeError) as exc:
+            problems.append(
+                Problem(source, "", f"expected {{id, score, passed, reason}}: {exc}", number)
+            )
+            continue
+        verdicts[rid] = (passed, score, str(item.get("reason", ""))[:500])
+    missing = [str(r["id"]) for r in rows if str(r["id"]) not in verdicts]
+    if missing:
+        problems.append(
+            Problem(source, "", f"no result for {len(missing)} example(s), e.g. {missing[:3]}")
+        )
+    if problems:
+        raise ManifestError(problems[:20], hint=f"fix the evaluator command {label}")
+    return verdicts

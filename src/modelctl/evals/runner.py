@@ -1,0 +1,526 @@
+"""`modelctl eval run`: score candidate and baseline outputs on a pinned dataset, compare them
+pairwise per cohort and per evaluator, and record the verdict as an immutable EvalRun."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from modelctl import commits, manifests, refs
+from modelctl.errors import ManifestError, Problem, UsageError
+from modelctl.evals import stats
+from modelctl.evals.evaluators import EvaluatorSpec, builtin_check, run_external
+from modelctl.registry import Location, Snapshot, snapshot_at
+
+Binding = dict[str, Any]
+ALL = "all"  # the combined evaluator: an example passes when every evaluator passes
+Progress = Callable[[int], None]
+
+
+@dataclass
+class Bindings:
+    candidate: Binding
+    baseline: Binding
+    candidate_from: str
+    baseline_from: str
+
+
+@dataclass
+class Outcomes:
+    """Per example: did each evaluator pass on each side? Plus what was missing or skipped."""
+
+    ids: list[str]
+    cohorts: dict[str, str]
+    passed: dict[str, dict[str, tuple[bool, bool]]]  # evaluator -> id -> (candidate, baseline)
+    missing: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class EvalResult:
+    run: dict[str, Any]  # the EvalRun manifest data
+    path: str
+    committed: bool
+    commit: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def verdict(self) -> str:
+        return str(self.run["verdict"])
+
+
+# --- inputs ----------------------------------------------------------------------------------
+
+
+def stage_bindings(
+    snapshot: Snapshot, route: str, to: str, candidate_from: str | None, baseline_from: str | None
+) -> Bindings:
+    """What is compared: the stage promote would copy from, against what `to` serves now."""
+    settings = snapshot.settings or {}
+    names = [s["name"] for s in settings.get("stages", [])]
+    if to not in names:
+        raise UsageError(
+            f"stage {to!r} is not defined in modelctl.yaml", hint=f"stages: {', '.join(names)}"
+        )
+    entry = snapshot.route(route)
+    if entry is None or entry.data is None:
+        raise UsageError(
+            f"no valid route {route!r} at {snapshot.label}", hint="see: modelctl status"
+        )
+    stages = entry.data.get("stages", {})
+    index = names.index(to)
+    source = candidate_from or (names[index - 1] if index > 0 else None)
+    if source is None:
+        raise UsageError(
+            f"{to} is the first stage; say what to evaluate with --candidate-from STAGE"
+        )
+    base_stage = baseline_from or to
+    candidate, baseline = stages.get(source), stages.get(base_stage)
+    if candidate is None:
+        raise UsageError(
+            f"{source} serves nothing on route {route}: there is no candidate to evaluate"
+        )
+    if baseline is None:
+        raise UsageError(
+            f"{base_stage} serves nothing on route {route}: there is no baseline to compare with",
+            hint="name an explicit baseline with --baseline-from STAGE",
+        )
+    return Bindings(candidate, baseline, source, base_stage)
+
+
+def gate_settings(snapshot: Snapshot, stage: str) -> dict[str, Any]:
+    for item in (snapshot.settings or {}).get("stages", []):
+        if item["name"] == stage and item.get("eval_gate"):
+            return dict(item["eval_gate"])
+    return manifests.EvalGate().model_dump()
+
+
+def read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) for each non-empty line; ManifestError on the first bad one."""
+    try:
+        fh = path.open("rb")
+    except OSError as exc:
+        raise UsageError(f"cannot read {label} {path}: {exc.strerror}") from None
+    with fh:
+        for number, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError as exc:
+                raise ManifestError(
+                    [Problem(str(path), "", f"not valid JSON: {exc}", number)]
+                ) from None
+            if not isinstance(item, dict):
+                raise ManifestError(
+                    [Problem(str(path), "", "each line must be a JSON object", number)]
+                )
+            yield number, item
+
+
+def load_dataset(
+    loc: Location,
+    snapshot: Snapshot,
+    ref_text: str,
+    local_file: Path | None,
+    on_bytes: Progress | None,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The dataset manifest and its rows, after checking the file's digest against the pin."""
+    ref = refs.parse_ref(ref_text, refs.Kind.DATASET)
+    entry = snapshot.get(ref)
+    if entry is None or entry.data is None:
+        raise UsageError(f"dataset {ref_text} is not in the registry at {snapshot.label}")
+    manifest = entry.data
+    remote = manifest["uri"].startswith(manifests._REMOTE_SCHEMES)
+    if local_file is None:
+        if remote:
+            raise UsageError(
+                f"dataset {ref_text} lives at {manifest['uri']}",
+                hint="download it and pass the local copy with --dataset-file FILE",
+            )
+        local_file = loc.root / manifest["uri"]
+    digest = hashlib.sha256()
+    rows: list[dict[str, Any]] = []
+    try:
+        with local_file.open("rb") as fh:
+            data = fh.read()
+    except OSError as exc:
+        raise UsageError(f"cannot read dataset file {local_file}: {exc.strerror}") from None
+    digest.update(data)
+    if on_bytes is not None:
+        on_bytes(len(data))
+    if digest.hexdigest() != manifest["sha256"]:
+        raise ManifestError(
+            [
+                Problem(
+                    str(local_file),
+                    "",
+                    f"sha256 differs from the digest pinned in dataset {ref_text}",
+                )
+            ],
+            hint="the data changed after it was registered: add a new dataset version",
+        )
+    for number, line in enumerate(data.splitlines(), 1):
+        if line.strip():
+            try:
+                rows.append(json.loads(line))
+            except ValueError as exc:
+                raise ManifestError(
+                    [Problem(str(local_file), "", f"not valid JSON: {exc}", number)]
+                ) from None
+    return manifest, rows
+
+
+def load_outputs(path: Path, known: set[str], label: str) -> tuple[dict[str, Any], list[Problem]]:
+    """id -> output; unknown and duplicate ids are problems, never silently dropped."""
+    outputs: dict[str, Any] = {}
+    problems: list[Problem] = []
+    for number, item in read_jsonl(path, label):
+        if "id" not in item or "output" not in item:
+            problems.append(Problem(str(path), "", "each line needs id and output", number))
+            continue
+        rid = str(item["id"])
+        if rid in outputs:
+            problems.append(Problem(str(path), "id", f"duplicate id {rid!r}", number))
+        elif rid not in known:
+            problems.append(Problem(str(path), "id", f"id {rid!r} is not in the dataset", number))
+        else:
+            outputs[rid] = item["output"]
+    return outputs, problems
+
+
+# --- scoring ---------------------------------------------------------------------------------
+
+
+def score(
+    rows: list[dict[str, Any]],
+    cohort_field: str | None,
+    candidate: dict[str, Any],
+    baseline: dict[str, Any],
+    specs: list[EvaluatorSpec],
+    output_schema: dict[str, Any] | None,
+    allow_missing: str | None,
+    on_rows: Progress | None = None,
+) -> Outcomes:
+    missing_c = [str(r["id"]) for r in rows if str(r["id"]) not in candidate]
+    missing_b = [str(r["id"]) for r in rows if str(r["id"]) not in baseline]
+    if (missing_c or missing_b) and allow_missing is None:
+        parts = []
+        for side, missing in (("candidate", missing_c), ("baseline", missing_b)):
+            if missing:
+                parts.append(
+                    f"{len(missing)} dataset row(s) have no {side} output (e.g. {', '.join(missing[:3])})"
+                )
+        raise UsageError(
+            "; ".join(parts),
+            hint="produce every output, or say how to count the missing ones: "
+            "--allow-missing fail (count as failed) or --allow-missing skip (drop those rows)",
+        )
+    skip = set(missing_c) | set(missing_b) if allow_missing == "skip" else set()
+    kept = [r for r in rows if str(r["id"]) not in skip]
+    ids = [str(r["id"]) for r in kept]
+    cohorts = {str(r["id"]): str(r.get(cohort_field) or "") if cohort_field else "" for r in kept}
+    passed: dict[str, dict[str, tuple[bool, bool]]] = {}
+    for spec in specs:
+        results: dict[str, tuple[bool, bool]] = {}
+        if spec.command is not None:
+            have_c = [r for r in kept if str(r["id"]) in candidate]
+            have_b = [r for r in kept if str(r["id"]) in baseline]
+            vc = run_external(spec, "candidate", have_c, candidate)
+            vb = run_external(spec, "baseline", have_b, baseline)
+            for rid in ids:
+                results[rid] = (rid in vc and vc[rid][0], rid in vb and vb[rid][0])
+        else:
+            check = builtin_check(spec, output_schema)
+            for i, row in enumerate(kept):
+                rid = ids[i]
+                results[rid] = (
+                    _safe(check, row, candidate, rid, spec.name),
+                    _safe(check, row, baseline, rid, spec.name),
+                )
+                if on_rows is not None and i % 1000 == 999:
+                    on_rows(1000)
+        passed[spec.name] = results
+    passed[ALL] = {
+        rid: (
+            all(passed[s.name][rid][0] for s in specs),
+            all(passed[s.name][rid][1] for s in specs),
+        )
+        for rid in ids
+    }
+    counts = {"candidate": len(missing_c), "baseline": len(missing_b), "skipped": len(skip)}
+    return Outcomes(ids, cohorts, passed, {k: v for k, v in counts.items() if v})
+
+
+def _safe(
+    check: Callable[..., Any], row: dict[str, Any], outputs: dict[str, Any], rid: str, name: str
+) -> bool:
+    if rid not in outputs:
+        return False  # --allow-missing fail
+    try:
+        return bool(check(row, outputs[rid])[0])
+    except KeyError as exc:
+        raise UsageError(
+            f"evaluator {name} needs field {exc.args[0]!r}, which dataset row {rid!r} lacks",
+            hint="add the field to the dataset, or pick the field with field=NAME",
+        ) from None
+
+
+def compare(
+    outcomes: Outcomes, gate: dict[str, Any], evaluators: list[str]
+) -> list[dict[str, Any]]:
+    """Every comparison: overall and per cohort, for all evaluators together and each alone."""
+    confidence = float(gate.get("confidence", 0.95))
+    tolerance = float(gate.get("max_regression", 0.02))
+    min_samples = int(gate.get("min_samples", 30))
+    cohorts = sorted({c for c in outcomes.cohorts.values() if c})
+    out = []
+    for evaluator in [ALL, *evaluators] if len(evaluators) > 1 else [ALL]:
+        per = outcomes.passed[evaluator]
+        for cohort in [None, *cohorts]:
+            ids = (
+                outcomes.ids
+                if cohort is None
+                else [i for i in outcomes.ids if outcomes.cohorts[i] == cohort]
+            )
+            result = stats.compare([per[i] for i in ids], confidence)
+            out.append(_comparison(result, cohort, evaluator, tolerance, min_samples, confidence))
+    return out
+
+
+def _comparison(
+    p: stats.Paired,
+    cohort: str | None,
+    evaluator: str,
+    tolerance: float,
+    min_samples: int,
+    confidence: float,
+) -> dict[str, Any]:
+    if p.n < min_samples:
+        status, reason = (
+            "underpowered",
+            f"{p.n} paired examples; the gate needs at least {min_samples}",
+        )
+    elif p.ci_high < -tolerance:
+        status = "fail"
+        reason = (
+            f"regresses by {-p.delta:.1%} (at least {-p.ci_high:.1%} with {confidence:.0%} "
+            f"confidence), beyond the {tolerance:.1%} tolerated"
+        )
+    else:
+        status, reason = (
+            "pass",
+            f"no regression beyond {tolerance:.1%} shown at {confidence:.0%} confidence",
+        )
+
+    def side(passed: int) -> dict[str, Any]:
+        return {"passed": passed, "total": p.n, "rate": round(passed / p.n, 6) if p.n else 0.0}
+
+    return {
+        "cohort": cohort,
+        "evaluator": None if evaluator == ALL else evaluator,
+        "n": p.n,
+        "candidate": side(p.candidate_passed),
+        "baseline": side(p.baseline_passed),
+        "delta": round(p.delta, 6),
+        "ci_low": p.ci_low,
+        "ci_high": p.ci_high,
+        "status": status,
+        "reason": reason,
+    }
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+
+@dataclass
+class EvalRequest:
+    route: str
+    stage: str
+    dataset: str
+    candidate_outputs: Path
+    baseline_outputs: Path
+    evaluators: list[EvaluatorSpec]
+    judges: list[str] = field(default_factory=list)
+    allow_missing: str | None = None
+    candidate_from: str | None = None
+    baseline_from: str | None = None
+    dataset_file: Path | None = None
+    run_id: str | None = None
+    commit: bool = True
+    results_out: Path | None = None
+
+
+def judge_specs(snapshot: Snapshot, judges: list[str]) -> list[EvaluatorSpec]:
+    specs = []
+    for text in judges:
+        ref = refs.parse_ref(text, refs.Kind.JUDGE)
+        entry = snapshot.get(ref)
+        if entry is None or entry.data is None:
+            raise UsageError(f"judge {text} is not in the registry at {snapshot.label}")
+        judge = entry.data
+        if not judge.get("command"):
+            raise UsageError(
+                f"judge {text} has no command to run",
+                hint="add `command:` (argv) to a new judge version, or use --evaluator external:cmd=...",
+            )
+        pin = refs.format_ref(ref, with_kind=False)
+        specs.append(
+            EvaluatorSpec(
+                judge["evaluator"],
+                {},
+                judge=pin,
+                command=list(judge["command"]),
+                threshold=float(judge["threshold"]),
+            )
+        )
+    return specs
+
+
+def run_eval(loc: Location, req: EvalRequest, progress: Progress | None = None) -> EvalResult:
+    refs.check_name(req.route, "route name")
+    snapshot = snapshot_at(loc)
+    bindings = stage_bindings(snapshot, req.route, req.stage, req.candidate_from, req.baseline_from)
+    gate = gate_settings(snapshot, req.stage)
+    manifest, rows = load_dataset(loc, snapshot, req.dataset, req.dataset_file, None)
+    known = {str(r.get("id")) for r in rows}
+    candidate, problems = load_outputs(req.candidate_outputs, known, "candidate outputs")
+    baseline, more = load_outputs(req.baseline_outputs, known, "baseline outputs")
+    if problems or more:
+        raise ManifestError(
+            (problems + more)[:50], hint="every output id must be a dataset row id, once"
+        )
+    specs = [*req.evaluators, *judge_specs(snapshot, req.judges)]
+    if not specs:
+        raise UsageError(
+            "name at least one evaluator: --evaluator exact_match (or --judge NAME@VER)"
+        )
+    names = [s.name for s in specs]
+    if len(set(names)) != len(names):
+        raise UsageError(f"evaluators must have distinct names: {', '.join(names)}")
+    outcomes = score(
+        rows, manifest.get("cohort_field"), candidate, baseline, specs,
+        manifest.get("output_schema"), req.allow_missing, progress,
+    )  # fmt: skip
+    if req.results_out is not None:
+        _write_results(req.results_out, outcomes)
+    evaluators = [
+        {"name": s.name, "args": dict(s.args), **({"judge": s.judge} if s.judge else {})}
+        for s in specs
+    ]
+    salt = req.candidate_outputs.read_bytes() + req.baseline_outputs.read_bytes()
+    return finish_run(
+        loc, req.route, req.stage, req.dataset, manifest, bindings, gate, evaluators,
+        outcomes, "modelctl", req.run_id, req.commit, salt,
+    )  # fmt: skip
+
+
+def finish_run(
+    loc: Location,
+    route: str,
+    stage: str,
+    dataset: str,
+    manifest: dict[str, Any],
+    bindings: Bindings,
+    gate: dict[str, Any],
+    evaluators: list[dict[str, Any]],
+    outcomes: Outcomes,
+    source: str,
+    run_id: str | None,
+    commit: bool,
+    salt: bytes,
+) -> EvalResult:
+    """Compare, decide the verdict, and record the EvalRun."""
+    names = [e["name"] for e in evaluators]
+    comparisons = compare(outcomes, gate, names)
+    overall = comparisons[0]
+    verdict = "fail" if any(c["status"] != "pass" for c in comparisons) else "pass"
+    created = datetime.now(UTC).replace(microsecond=0)
+    identity = [manifest["sha256"], evaluators, bindings.candidate, bindings.baseline, overall]
+    fingerprint = hashlib.sha256(json.dumps(identity, sort_keys=True).encode() + salt).hexdigest()
+    run_id = run_id or f"{created:%Y%m%d-%H%M%S}-{fingerprint[:6]}"
+    refs.check_name(run_id, "eval run id")
+    pinned = refs.format_ref(refs.parse_ref(dataset, refs.Kind.DATASET), with_kind=False)
+    data: dict[str, Any] = {
+        "apiVersion": manifests.API_VERSION,
+        "kind": "EvalRun",
+        "id": run_id,
+        "route": route,
+        "stage": stage,
+        "created": created.isoformat().replace("+00:00", "Z"),
+        "dataset": {"ref": pinned, "sha256": manifest["sha256"]},
+        "candidate": bindings.candidate,
+        "baseline": bindings.baseline,
+        "evaluators": evaluators,
+        "judges": sorted({e["judge"] for e in evaluators if e.get("judge")}),
+        "gate": {k: v for k, v in gate.items() if v is not None},
+        "method": stats.METHOD,
+        "source": source,
+        "missing": outcomes.missing,
+        "overall": overall,
+        "comparisons": comparisons[1:],
+        "verdict": verdict,
+    }
+    return record(loc, data, commit=commit)
+
+
+def _write_results(path: Path, outcomes: Outcomes) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for rid in outcomes.ids:
+            line: dict[str, Any] = {"id": rid, "cohort": outcomes.cohorts[rid]}
+            for name, per in outcomes.passed.items():
+                line[name] = {"candidate": per[rid][0], "baseline": per[rid][1]}
+            fh.write(json.dumps(line) + "\n")
+
+
+def record(loc: Location, data: dict[str, Any], *, commit: bool = True) -> EvalResult:
+    """Validate an EvalRun and write it as its own commit (or only to the work tree)."""
+    from modelctl.authoring import render_manifest
+    from modelctl.validation import pydantic_problems
+
+    try:
+        model = manifests.EvalRun.model_validate(data)
+    except Exception as exc:  # a bug in how the run was assembled, or a bad recorded file
+        from pydantic import ValidationError
+
+        if isinstance(exc, ValidationError):
+            raise ManifestError(pydantic_problems("eval run", exc, None)) from None
+        raise
+    path = str(refs.eval_path(model.route, model.id))
+    content = render_manifest(model, path)
+    canonical = manifests.to_data(model)
+    if not commit:
+        target = loc.root / path
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+        return EvalResult(canonical, path, committed=False)
+
+    def plan(snapshot: Snapshot, tip: str | None) -> commits.Change:
+        if path in snapshot.entries:
+            from modelctl.errors import ConflictError
+
+            raise ConflictError(
+                f"{path} already exists; eval runs are immutable", hint="pass another --run-id"
+            )
+        message = (
+            f"modelctl: eval {model.route} {model.stage or ''} {model.id}: {model.verdict}\n\n"
+            + commits.trailers(
+                action="eval",
+                route=model.route,
+                stage=model.stage,
+                eval=model.id,
+                verdict=model.verdict,
+            )
+            + "\n"
+        )
+        return commits.Change({path: content}, message)
+
+    outcome = commits.write(loc, plan)
+    assert outcome.result is not None
+    return EvalResult(
+        canonical, path, committed=True, commit=outcome.result.commit, warnings=outcome.warnings
+    )
