@@ -1,7 +1,9 @@
 """`modelctl demo`: build the bundled example as a fresh git registry and walk through it.
 
-Each step runs the real `modelctl` command in a subprocess, exactly as a user would type it, and
-checks its exit code, so the demo doubles as an end-to-end smoke test of an installation.
+Each step runs the real `modelctl` (or `git`) command in a subprocess, exactly as a user would
+type it, and checks its exit code, so the demo doubles as an end-to-end check of an
+installation. The story plays out over a simulated week: each step's commits carry a date an
+hour after the previous step's, so `resolve --at` has a past to answer about.
 """
 
 from __future__ import annotations
@@ -13,12 +15,14 @@ import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelctl.errors import CheckFailed, UsageError
 from modelctl.gitstore import run_git
 
 DEMO_IDENTITY = {"user.name": "modelctl demo", "user.email": "demo@modelctl.invalid"}
+ROUTE = "support-bot"
 
 
 @dataclass
@@ -29,11 +33,13 @@ class Step:
     note: str = ""
     output: str = ""
     exit_code: int | None = None
+    before: Callable[[Path], str] | None = field(default=None, repr=False)  # plays the user
 
 
 @dataclass
 class DemoResult:
     directory: str
+    signed: bool
     steps: list[Step] = field(default_factory=list)
 
     @property
@@ -41,16 +47,17 @@ class DemoResult:
         return all(s.exit_code == s.expect for s in self.steps)
 
 
+def _bundled(name: str) -> Path:
+    package = Path(__file__).resolve().parent
+    for candidate in (package / "examples" / name, package.parent.parent / "examples" / name):
+        if candidate.is_dir():
+            return candidate
+    raise UsageError(f"the bundled examples/{name} is missing from this installation; reinstall")
+
+
 def example_dir() -> Path:
     """The bundled example registry: inside the package (wheel) or the source tree."""
-    package = Path(__file__).resolve().parent
-    for candidate in (
-        package / "examples" / "registry",
-        package.parent.parent / "examples" / "registry",
-    ):
-        if (candidate / "modelctl.yaml").is_file():
-            return candidate
-    raise UsageError("the bundled example registry is missing from this installation; reinstall")
+    return _bundled("registry")
 
 
 def prepare(directory: Path | None) -> Path:
@@ -62,23 +69,63 @@ def prepare(directory: Path | None) -> Path:
     return directory.resolve()
 
 
-def _git_config(repo: Path, key: str, value: str) -> None:
-    run_git(["config", "--local", key, value], cwd=repo)
+def _setup_signing(repo: Path) -> bool:
+    """A throwaway SSH key for the demo registry, when ssh-keygen is installed."""
+    if shutil.which("ssh-keygen") is None:
+        return False
+    key = repo / ".git" / "demo-signing-key"
+    proc = subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "demo", "-f", str(key)],
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        return False
+    keytype, blob = key.with_suffix(".pub").read_text().split()[:2]
+    signers = repo / ".modelctl" / "allowed_signers"
+    with signers.open("a") as fh:
+        fh.write(f'{DEMO_IDENTITY["user.email"]} namespaces="git" {keytype} {blob}\n')
+    run_git(["config", "--local", "gpg.format", "ssh"], cwd=repo)
+    run_git(["config", "--local", "user.signingkey", str(key.with_suffix(".pub"))], cwd=repo)
+    settings = repo / "modelctl.yaml"
+    settings.write_text(settings.read_text().replace("signing: optional", "signing: required"))
+    return True
 
 
-def _run(step: Step, cwd: Path, env: dict[str, str]) -> None:
-    if step.argv[0] == "modelctl":
-        argv = [sys.executable, "-m", "modelctl", *step.argv[1:]]
-    else:
-        argv = step.argv
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True, check=False)
-    step.exit_code = proc.returncode
-    step.output = (proc.stdout + proc.stderr).rstrip()
+def _edit_version(repo: Path) -> str:
+    path = "datasets/support-golden/2026-04.yaml"
+    with (repo / path).open("a") as fh:
+        fh.write("rows_note: edited after the fact\n")
+    return f"the demo appended a line to {path}"
 
 
-def steps(example: Path) -> list[Step]:
+def _write_secret(repo: Path) -> str:
+    # Built from pieces so no key-shaped literal sits in modelctl's own source.
+    fake = "sk-" + "proj-" + "x" * 20 + "T3Blbk" + "FJ" + "y" * 20
+    (repo / "models/support-gpt/2026-08.yaml").write_text(
+        "apiVersion: modelctl/v1\nkind: Model\nname: support-gpt\nversion: 2026-08\n"
+        f"provider: openai\nprovider_model: gpt-4.1\nparameters:\n  api_key: {fake}\n"
+    )
+    return "the demo wrote a model version holding a fake OpenAI key"
+
+
+def _remove_secret(repo: Path) -> str:
+    (repo / "models/support-gpt/2026-08.yaml").unlink(missing_ok=True)
+    return "the demo removed that file"
+
+
+def steps(outputs: Path, start: datetime) -> list[Step]:
     """The walk-through; later capabilities add their steps here."""
-    golden = "datasets/support-golden/2026-04.jsonl"
+
+    def hour(n: float) -> str:
+        return (start + timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+    golden = ["--dataset", "support-golden@2026-04"]
+    base_out = ["--baseline-outputs", str(outputs / "baseline.jsonl")]
+    old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3",
+           "--fallback", "support-claude@2026-05,support-system@3"]  # fmt: skip
+    new = ["--model", "support-gpt@2026-05", "--prompt", "support-system@4",
+           "--fallback", "support-claude@2026-05,support-system@4"]  # fmt: skip
     return [
         Step("Check every manifest: schema, references, stages, secrets", ["modelctl", "validate"]),
         Step("What the registry holds", ["modelctl", "list"]),
@@ -104,65 +151,159 @@ def steps(example: Path) -> list[Step]:
                 "temperature=0.2",
                 "--base",
                 "support-gpt@2026-05",
-                "--description",
-                "Full GPT-4.1 for hard cases",
             ],
         ),
-        Step("Registry history so far is plain git", ["git", "log", "--oneline"]),
         Step(
-            "A committed version is immutable: edit one and validate refuses",
+            "A committed version is immutable: validate refuses an edit",
             ["modelctl", "validate"],
             expect=1,
-            note=f"the demo appended a line to {golden.replace('.jsonl', '.yaml')}",
+            before=_edit_version,
         ),
         Step("Put it back", ["git", "checkout", "--", "datasets/support-golden/2026-04.yaml"]),
         Step(
-            "Secrets never live in the registry: a raw key is refused without being printed",
+            "A raw key is refused, without being printed",
             ["modelctl", "validate", "models/support-gpt/2026-08.yaml"],
             expect=1,
-            note="the demo wrote a model version holding a fake OpenAI key",
+            before=_write_secret,
+        ),
+        Step("Valid again", ["modelctl", "validate"], before=_remove_secret),
+        Step(
+            "Deploy the current model and prompt to dev",
+            ["modelctl", "deploy", ROUTE, "--stage", "dev", *old],
+        ),
+        Step("Promote it to staging", ["modelctl", "promote", ROUTE, "--to", "staging"]),
+        Step(
+            "Promote it to production (its first binding: nothing to regress against yet)",
+            ["modelctl", "promote", ROUTE, "--to", "production"],
         ),
         Step(
-            "Everything is valid again", ["modelctl", "validate"], note="the demo removed that file"
+            "A new model and prompt go to dev",
+            ["modelctl", "deploy", ROUTE, "--stage", "dev", *new],
         ),
+        Step("...and to staging", ["modelctl", "promote", ROUTE, "--to", "staging"]),
+        Step(
+            "Would promoting to production pass its gates? (no eval yet)",
+            ["modelctl", "eval", "gate", ROUTE, "--to", "production"],
+            expect=1,
+        ),
+        Step(
+            "Evaluate the candidate against production on the pinned golden set: billing regresses",
+            [
+                "modelctl",
+                "eval",
+                "run",
+                ROUTE,
+                "--to",
+                "production",
+                *golden,
+                "--candidate-outputs",
+                str(outputs / "candidate-regressed.jsonl"),
+                *base_out,
+                "--evaluator",
+                "contains",
+                "--run-id",
+                "regressed",
+            ],
+            expect=1,
+        ),
+        Step(
+            "The gate refuses the canary: the only eval of this candidate failed",
+            ["modelctl", "promote", ROUTE, "--to", "production", "--canary", "10"],
+            expect=1,
+        ),
+        Step(
+            "Fixed outputs: no cohort regresses",
+            [
+                "modelctl",
+                "eval",
+                "run",
+                ROUTE,
+                "--to",
+                "production",
+                *golden,
+                "--candidate-outputs",
+                str(outputs / "candidate.jsonl"),
+                *base_out,
+                "--evaluator",
+                "contains",
+                "--run-id",
+                "fixed",
+            ],
+        ),
+        Step(
+            "Canary it at 10% in production",
+            ["modelctl", "promote", ROUTE, "--to", "production", "--canary", "10"],
+        ),
+        Step("Complete the canary", ["modelctl", "promote", ROUTE, "--to", "production"]),
+        Step(
+            "A regression is spotted in production: roll back to before the canary, with a reason",
+            [
+                "modelctl",
+                "rollback",
+                ROUTE,
+                "--stage",
+                "production",
+                "--to",
+                "1",
+                "--reason",
+                "billing answers cite the old refund policy",
+                "--detected-at",
+                hour(19.5),
+            ],
+        ),
+        Step("What every stage serves now", ["modelctl", "status"]),
+        Step("Every production event", ["modelctl", "history", ROUTE, "--stage", "production"]),
+        Step(
+            "What did production serve before the rollback?",
+            ["modelctl", "resolve", ROUTE, "--stage", "production", "--at", hour(19.5)],
+        ),
+        Step("Audit the whole history", ["modelctl", "verify"]),
+        Step("It is all plain git", ["git", "log", "--oneline", "--decorate=short", "-8"]),
     ]
-
-
-def _before(step: Step, repo: Path) -> None:
-    """Edits a step needs in the work tree before it runs (the demo plays the user here)."""
-    if step.title.startswith("A committed version is immutable"):
-        with (repo / "datasets/support-golden/2026-04.yaml").open("a") as fh:
-            fh.write("rows_note: edited after the fact\n")
-    elif step.title.startswith("Secrets never live"):
-        # Built from pieces so no key-shaped literal sits in modelctl's own source.
-        fake = "sk-" + "proj-" + "x" * 20 + "T3Blbk" + "FJ" + "y" * 20
-        (repo / "models/support-gpt/2026-08.yaml").write_text(
-            "apiVersion: modelctl/v1\nkind: Model\nname: support-gpt\nversion: 2026-08\n"
-            f"provider: openai\nprovider_model: gpt-4.1\nparameters:\n  api_key: {fake}\n"
-        )
-    elif step.title.startswith("Everything is valid again"):
-        (repo / "models/support-gpt/2026-08.yaml").unlink(missing_ok=True)
 
 
 def run(repo: Path, on_step: Callable[[Step], None]) -> DemoResult:
     """Build the demo registry in `repo` (see `prepare`) and run every step."""
     example = example_dir()
     shutil.copytree(example, repo, dirs_exist_ok=True)
+    (repo / "routes" / "support-bot.yaml").unlink(missing_ok=True)  # the demo deploys it
     run_git(["init", "-q", "-b", "main"], cwd=repo)
     for key, value in DEMO_IDENTITY.items():
-        _git_config(repo, key, value)
-    _git_config(repo, "commit.gpgSign", "false")
-    run_git(["add", "-A"], cwd=repo)
-    run_git(["commit", "-q", "--no-gpg-sign", "-m", "Import the example registry"], cwd=repo)
+        run_git(["config", "--local", key, value], cwd=repo)
+    run_git(["config", "--local", "commit.gpgSign", "false"], cwd=repo)
+    signed = _setup_signing(repo)
+    start = (datetime.now(UTC) - timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
     env = dict(os.environ)
-    env.pop("GIT_DIR", None)
-    env.pop("GIT_INDEX_FILE", None)
-    env["NO_COLOR"] = "1"
-    env["COLUMNS"] = "100"
-    result = DemoResult(str(repo))
-    for step in steps(example):
-        _before(step, repo)
-        _run(step, repo, env)
+    for key in ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE"):
+        env.pop(key, None)
+    env.update(NO_COLOR="1", COLUMNS="100")
+    stamp = start.strftime("%Y-%m-%dT%H:%M:%SZ")
+    run_git(["add", "-A"], cwd=repo)
+    run_git(
+        ["commit", "-q", "-m", "Import the example registry"],
+        cwd=repo,
+        env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
+    )
+    result = DemoResult(str(repo), signed)
+    for index, step in enumerate(steps(_bundled("outputs"), start), 1):
+        if step.before is not None:
+            step.note = step.before(repo)
+        when = (start + timedelta(hours=index)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        argv = (
+            [sys.executable, "-m", "modelctl", *step.argv[1:]]
+            if step.argv[0] == "modelctl"
+            else step.argv
+        )
+        proc = subprocess.run(
+            argv,
+            cwd=repo,
+            env={**env, "GIT_AUTHOR_DATE": when, "GIT_COMMITTER_DATE": when},
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        step.exit_code = proc.returncode
+        step.output = (proc.stdout + proc.stderr).rstrip()
         result.steps.append(step)
         on_step(step)
         if step.exit_code != step.expect:

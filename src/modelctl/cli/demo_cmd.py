@@ -25,7 +25,18 @@ def demo(
     repo = demo_core.prepare(directory)
     if json_output:
         result = demo_core.run(repo, lambda step: None)
-        render.emit_json({"directory": result.directory, "ok": result.ok, "steps": result.steps})
+        steps = [
+            {k: getattr(s, k) for k in ("title", "argv", "expect", "exit_code", "note", "output")}
+            for s in result.steps
+        ]
+        render.emit_json(
+            {
+                "directory": result.directory,
+                "ok": result.ok,
+                "signed": result.signed,
+                "steps": steps,
+            }
+        )
         return
     render.demo_intro(str(repo))
     counter = iter(range(1, 1000))
