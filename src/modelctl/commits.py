@@ -61,7 +61,7 @@ def decide_signing(loc: Location, snapshot: Snapshot, stage: str | None) -> bool
     mode = settings.get("signing", "optional")
     for item in settings.get("stages", []):
         if stage is not None and item["name"] == stage and item.get("require_signed") is not None:
-            mode = "required" if item["require_signed"] else mode
+            mode = "required" if item["require_signed"] else "optional"
     if mode == "off":
         return False
     has_key = loc.store.signing_key_configured()

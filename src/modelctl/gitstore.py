@@ -516,16 +516,17 @@ class GitStore:
     ) -> dict[str, Signature]:
         """`%G?`, signer and key of many commits with one `git log` (and one check per signature).
 
-        Never asks for `%GT`: git 2.39 aborts on it for expired GPG keys.
+        Never asks for `%GT` (git 2.39 aborts on it for expired GPG keys) and never lets the
+        user's `log.showSignature` print into the records. Without an `allowed_signers` file no
+        SSH key is trusted (never the one in the user's own git config).
         """
         wanted = list(dict.fromkeys(commits))
         if not wanted:
             return {}
-        args = []
-        if allowed_signers is not None:
-            args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+        args = _trust_args(allowed_signers)
         proc = self.git(
-            *args, "log", "--no-walk=unsorted", "--stdin", "--format=%H%x00%G?%x00%GS%x00%GF%x1e",
+            *args, "log", "--no-show-signature", "--no-walk=unsorted", "--stdin",
+            "--format=%H%x00%G?%x00%GS%x00%GF%x1e",
             stdin="".join(f"{c}\n" for c in wanted).encode(),
         )  # fmt: skip
         out: dict[str, Signature] = {}
@@ -537,9 +538,7 @@ class GitStore:
 
     def tag_signature(self, tag_ref: str, allowed_signers: Path | None) -> Signature:
         """Whether the annotated tag at `tag_ref` carries a good signature."""
-        args = []
-        if allowed_signers is not None:
-            args += ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers}"]
+        args = _trust_args(allowed_signers)
         proc = self.git(*args, "verify-tag", "--raw", "--end-of-options", tag_ref, check=False)
         err = proc.stderr.decode("utf-8", "replace")
         if "no signature found" in err:
@@ -563,7 +562,8 @@ class GitStore:
     def find_intent(self, tip: str, intent: str, limit: int = 500) -> str | None:
         """The commit on `tip`'s history carrying `Modelctl-Promotion-Id: intent`, if any."""
         out = self.out(
-            "log", f"-{limit}", "--first-parent", "--format=%H", "--fixed-strings",
+            "log", "--no-show-signature", f"-{limit}", "--first-parent", "--format=%H",
+            "--fixed-strings",
             f"--grep=Modelctl-Promotion-Id: {intent}", "--end-of-options", tip,
         )  # fmt: skip
         return out.split()[0] if out else None
@@ -667,28 +667,10 @@ class GitStore:
             ]
         return []
 
-    # --- history --------------------------------------------------------------------------------
 
-    def log(self, *args: str) -> Iterator[bytes]:
-        """Stream `git log` output records separated by NUL (caller chooses the format)."""
-        proc = subprocess.Popen(
-            ["git", "log", *args],
-            cwd=self.toplevel,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            env=_base_env(),
-        )
-        assert proc.stdout is not None
-        buf = b""
-        for chunk in iter(lambda: proc.stdout.read(1 << 16), b""):  # type: ignore[union-attr]
-            buf += chunk
-            *records, buf = buf.split(b"\0")
-            yield from records
-        if buf:
-            yield buf
-        err = proc.stderr.read() if proc.stderr else b""
-        if proc.wait() != 0:
-            raise GitError(f"git log failed: {err.decode('utf-8', 'replace').strip()}")
+def _trust_args(allowed_signers: Path | None) -> list[str]:
+    """Pin SSH verification to `allowed_signers`; None trusts no key (an empty file)."""
+    return ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers or os.devnull}"]
 
 
 def _alive(pid: int) -> bool:

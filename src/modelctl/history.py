@@ -130,6 +130,7 @@ def _log_records(
 ) -> list[tuple[str, Record]]:
     raw = loc.store.git(
         "log",
+        "--no-show-signature",
         "--first-parent",
         "--no-renames",
         "--raw",
@@ -226,7 +227,7 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
     if since != tip:
         revision_range = f"{since}..{tip}" if since else tip
         raw = loc.store.git(
-            "log", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
+            "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
             f"--format={LOG_FORMAT}", "--end-of-options", revision_range, "--", prefix,
         ).stdout  # fmt: skip
         paths = _route_paths_in(raw, prefix)
@@ -365,7 +366,11 @@ def point_in_time(loc: Location, text: str) -> PointInTime:
             f"--at {text!r} is neither an ISO 8601 time nor a commit or tag",
             hint="e.g. --at 2026-02-14T09:30:00Z, --at 2026-02-14, or --at <commit>",
         )
-    ctime = int(loc.store.out("show", "-s", "--format=%ct", "--end-of-options", commit))
+    ctime = int(
+        loc.store.out(
+            "show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit
+        )
+    )
     return PointInTime(ctime, f"commit {commit[:12]} ({iso(ctime)})", commit=commit)
 
 

@@ -417,7 +417,9 @@ class StageSettings(Strict):
     require_fallback: bool = False
     eval_gate: EvalGate | None = None
     require_signed: bool | None = Field(
-        None, description="overrides the registry's signing setting for this stage"
+        None,
+        description="overrides the registry's signing setting for this stage: "
+        "true means required, false means optional",
     )
 
 

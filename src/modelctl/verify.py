@@ -8,7 +8,9 @@ Findings (each fails verify):
   tag moved to another name), or whose commit's trailers name another route, stage or
   sequence; a lifecycle commit without its tag;
 - sequence numbers per route and stage with a gap, a reuse or a decrease;
-- committer dates that go backwards along lifecycle history, or lie in the future;
+- committer dates that go backwards along lifecycle history (or below any earlier commit's,
+  which catches a lifecycle commit backdated into an expired key's validity window), or lie
+  in the future;
 - a committed version file modified or deleted later;
 - a lifecycle commit touching more than its route file (and eval records), or made for
   another branch (`Modelctl-Ref`);
@@ -73,9 +75,13 @@ _FORMAT = "%x1e%H%x00%P%x00%ct%x00%(trailers:only,unfold)%x00"
 
 
 def _commits(loc: Location, tip: str) -> list[_Commit]:
-    """Every first-parent commit up to `tip`, oldest first, with the paths each changed."""
+    """Every first-parent commit up to `tip`, oldest first, with the paths each changed.
+
+    A merge's changes are those against its first parent: what it brought onto the branch.
+    """
     raw = loc.store.git(
-        "log", "--first-parent", "--no-renames", "--raw", "--no-abbrev", "-c", "--reverse",
+        "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
+        "--diff-merges=first-parent", "--reverse",
         f"--format={_FORMAT}", "--end-of-options", tip,
     ).stdout  # fmt: skip
     out = []
@@ -97,17 +103,32 @@ def _commits(loc: Location, tip: str) -> list[_Commit]:
     return out
 
 
-def _trust_blobs(loc: Location, commits: list[_Commit]) -> dict[str, tuple[str, str | None]]:
-    """For each commit: (signing mode, allowed-signers blob) as they stood in its parent."""
+def _trust_blobs(
+    loc: Location, commits: list[_Commit], trust_changes: set[str]
+) -> dict[str, tuple[str, str | None]]:
+    """For each commit: (signing mode, allowed-signers blob) as they stood in its parent.
+
+    The mode is the one for the commit's stage: a stage's `require_signed` overrides the
+    registry's setting there, as it does when modelctl writes (`commits.decide_signing`).
+    Commits that change `modelctl.yaml` or the allowed-signers file are added to
+    `trust_changes`: they are held to the registry's mode too, or one unsigned commit could
+    add a key or turn signing off.
+    """
     from modelctl.registry import parse_entry
 
     settings_path = refs.SETTINGS_FILE
     mode, signers_path, blob = "optional", ".modelctl/allowed_signers", None
+    stage_modes: dict[str, str] = {}
     # One ls-tree per commit would be slow; the raw log already says when each file changed.
     out: dict[str, tuple[str, str | None]] = {}
     for commit in commits:
-        out[commit.oid] = (mode, blob)
+        stage = commit.trailers.get("stage", "")
         touched = {path for _, path in commit.changes}
+        if settings_path in touched or signers_path in touched:
+            trust_changes.add(commit.oid)
+            out[commit.oid] = (mode, blob)
+        else:
+            out[commit.oid] = (stage_modes.get(stage, mode), blob)
         if settings_path in touched:
             oid = loc.store.object_at(commit.oid, loc.repo_path(settings_path))
             if oid is not None:
@@ -116,6 +137,11 @@ def _trust_blobs(loc: Location, commits: list[_Commit]) -> dict[str, tuple[str, 
                 if entry.data is not None:
                     mode = entry.data.get("signing", "optional")
                     signers_path = entry.data.get("allowed_signers", signers_path)
+                    stage_modes = {
+                        item["name"]: "required" if item["require_signed"] else "optional"
+                        for item in entry.data.get("stages", [])
+                        if item.get("require_signed") is not None
+                    }
         if signers_path in touched or settings_path in touched:
             blob = loc.store.object_at(commit.oid, loc.repo_path(signers_path))
     return out
@@ -200,15 +226,17 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
         start_index = index[base] + 1
     findings: list[Finding] = []
     notes: list[Finding] = []
-    trust = _trust_blobs(loc, commits)
+    trust_changes: set[str] = set()
+    trust = _trust_blobs(loc, commits, trust_changes)
 
     lifecycle: list[_Commit] = []
     last_seq: dict[tuple[str, str], int] = {}
     last_time: int | None = None
+    latest: int | None = None  # the latest committer date of any commit so far
     now = time.time()
-    added: set[str] = set()
     for position, commit in enumerate(commits):
         checked = position >= start_index
+        floor, latest = latest, max(latest or commit.time, commit.time)
         t = commit.trailers
         action = t.get("action")
         is_lifecycle = action in history.LIFECYCLE_ACTIONS
@@ -218,9 +246,7 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
         for status, path in commit.changes:
             if not path.startswith(_VERSIONED_PREFIXES) or refs.classify_path(path) is None:
                 continue
-            if status == "A":
-                added.add(path)
-            elif status in ("M", "D", "T") and checked:
+            if status in ("M", "D", "T") and checked:
                 what = "modified" if status != "D" else "deleted"
                 findings.append(
                     Finding("immutable", commit.oid, f"{path} was {what} after it was committed")
@@ -264,6 +290,15 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
                         f"lifecycle commit's ({history.iso(last_time)})",
                     )
                 )
+            elif floor is not None and commit.time < floor:
+                findings.append(
+                    Finding(
+                        "date",
+                        commit.oid,
+                        f"committer date {history.iso(commit.time)} is earlier than an earlier "
+                        f"commit's ({history.iso(floor)}): backdated",
+                    )
+                )
             if commit.time > now + FUTURE_SKEW:
                 findings.append(
                     Finding(
@@ -297,7 +332,13 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
 
     order = {c.oid: i for i, c in enumerate(commits)}
     checked_lifecycle = [c for c in lifecycle if order[c.oid] >= start_index]
-    _check_signatures(loc, checked_lifecycle, trust, findings, notes)
+    checked_trust = [
+        c for c in commits
+        if c.oid in trust_changes and order[c.oid] >= start_index and c not in checked_lifecycle
+    ]  # fmt: skip
+    _check_signatures(
+        loc, [*checked_lifecycle, *checked_trust], trust, findings, notes, trust_changes
+    )
     tag_count = _check_tags(loc, branch, lifecycle, checked_lifecycle, trust, findings, notes)
     return VerifyResult(
         branch.removeprefix("refs/heads/"),
@@ -317,8 +358,16 @@ def _check_signatures(
     trust: dict[str, tuple[str, str | None]],
     findings: list[Finding],
     notes: list[Finding],
+    trust_changes: set[str],
 ) -> None:
-    wanted = {c.oid: trust[c.oid][1] for c in lifecycle if trust[c.oid][0] != "off"}
+    # A change to the trust settings is held to `signing: required` only (in force in its
+    # parent); an optional registry promises nothing about who edits its settings.
+    wanted = {
+        c.oid: trust[c.oid][1]
+        for c in lifecycle
+        if trust[c.oid][0] == "required"
+        or (trust[c.oid][0] == "optional" and c.oid not in trust_changes)
+    }
     blobs = {b for b in wanted.values() if b}
     with _trust_files(loc, blobs) as files:
         sigs = _commit_signatures(loc, wanted, files)
@@ -327,7 +376,12 @@ def _check_signatures(
         sig = sigs.get(oid, Signature("N", "", ""))
         if sig.good:
             continue
-        text = f"lifecycle commit {_DESCRIBE.get(sig.status, 'has signature status ' + sig.status)}"
+        what = (
+            "commit changing the signing settings or allowed signers"
+            if oid in trust_changes
+            else "lifecycle commit"
+        )
+        text = f"{what} {_DESCRIBE.get(sig.status, 'has signature status ' + sig.status)}"
         if sig.status == "N" and mode == "optional":
             notes.append(Finding("signature", oid, text + " (signing: optional)"))
         else:

@@ -55,66 +55,79 @@ def _flag(args: dict[str, Any], key: str, default: bool) -> bool:
     return value if isinstance(value, bool) else str(value).lower() in ("1", "true", "yes")
 
 
-def exact_match(args: dict[str, Any]) -> Check:
+@dataclass(frozen=True)
+class Builtin:
+    """A built-in evaluator: `prepare(row)` once per example, `test(prepared, output)` per side.
+
+    Splitting the two halves the work: what depends only on the row (the expected answer,
+    normalised) is computed once for both candidate and baseline.
+    """
+
+    prepare: Callable[[dict[str, Any]], Any]
+    test: Callable[[Any, Any], bool]
+
+    def __call__(self, row: dict[str, Any], output: Any) -> Verdict:
+        ok = bool(self.test(self.prepare(row), output))
+        return ok, float(ok), ""
+
+
+def _none(row: dict[str, Any]) -> None:
+    return None
+
+
+def exact_match(args: dict[str, Any]) -> Builtin:
     strip = _flag(args, "strip", True)
-    ignore_case = _flag(args, "ignore_case", False)
+    fold = _flag(args, "ignore_case", False)
 
     def norm(text: str) -> str:
         text = text.strip() if strip else text
-        return text.casefold() if ignore_case else text
+        return text.casefold() if fold else text
 
-    def check(row: dict[str, Any], output: Any) -> Verdict:
-        ok = norm(_text(output)) == norm(_text(_expected(row, args)))
-        return ok, float(ok), "" if ok else "output differs from expected"
-
-    return check
+    return Builtin(
+        lambda row: norm(_text(_expected(row, args))), lambda want, out: norm(_text(out)) == want
+    )
 
 
-def contains(args: dict[str, Any]) -> Check:
-    ignore_case = _flag(args, "ignore_case", True)
+def contains(args: dict[str, Any]) -> Builtin:
+    fold = _flag(args, "ignore_case", True)
+    fixed = args.get("text")
 
-    def check(row: dict[str, Any], output: Any) -> Verdict:
-        needle = args["text"] if "text" in args else _text(_expected(row, args))
-        hay = _text(output)
-        ok = needle.casefold() in hay.casefold() if ignore_case else needle in hay
-        return ok, float(ok), "" if ok else f"output does not contain {needle!r}"
+    def prepare(row: dict[str, Any]) -> str:
+        needle = str(fixed) if fixed is not None else _text(_expected(row, args))
+        return needle.casefold() if fold else needle
 
-    return check
+    if fold:
+        return Builtin(prepare, lambda needle, out: needle in _text(out).casefold())
+    return Builtin(prepare, lambda needle, out: needle in _text(out))
 
 
-def regex(args: dict[str, Any]) -> Check:
+def regex(args: dict[str, Any]) -> Builtin:
     if "pattern" not in args:
         raise UsageError("evaluator regex needs a pattern: --evaluator 'regex:pattern=^[0-9]+$'")
+    flags = re.IGNORECASE if _flag(args, "ignore_case", False) else 0
     try:
-        pattern = re.compile(
-            str(args["pattern"]), re.IGNORECASE if _flag(args, "ignore_case", False) else 0
-        )
+        pattern = re.compile(str(args["pattern"]), flags)
     except re.error as exc:
         raise UsageError(f"evaluator regex: invalid pattern: {exc}") from None
-    full = _flag(args, "fullmatch", False)
-
-    def check(row: dict[str, Any], output: Any) -> Verdict:
-        text = _text(output)
-        ok = bool(pattern.fullmatch(text) if full else pattern.search(text))
-        return ok, float(ok), "" if ok else "output does not match the pattern"
-
-    return check
+    match = pattern.fullmatch if _flag(args, "fullmatch", False) else pattern.search
+    return Builtin(_none, lambda _, out: match(_text(out)) is not None)
 
 
-def json_valid(args: dict[str, Any]) -> Check:
-    def check(row: dict[str, Any], output: Any) -> Verdict:
-        if not isinstance(output, str):
-            return True, 1.0, ""  # already structured JSON in the outputs file
-        try:
-            json.loads(output)
-        except ValueError as exc:
-            return False, 0.0, f"not valid JSON: {exc}"
-        return True, 1.0, ""
-
-    return check
+def _parses(out: Any) -> bool:
+    if not isinstance(out, str):
+        return True  # already structured JSON in the outputs file
+    try:
+        json.loads(out)
+    except ValueError:
+        return False
+    return True
 
 
-def json_schema(args: dict[str, Any]) -> Check:
+def json_valid(args: dict[str, Any]) -> Builtin:
+    return Builtin(_none, lambda _, out: _parses(out))
+
+
+def json_schema(args: dict[str, Any]) -> Builtin:
     import jsonschema
 
     schema = args.get("schema_data")
@@ -130,41 +143,41 @@ def json_schema(args: dict[str, Any]) -> Check:
         raise UsageError(f"evaluator json_schema: the schema is invalid: {exc.message}") from None
     validator = validator_cls(schema)
 
-    def check(row: dict[str, Any], output: Any) -> Verdict:
-        value = output
-        if isinstance(output, str):
+    def test(_: Any, out: Any) -> bool:
+        if isinstance(out, str):
             try:
-                value = json.loads(output)
-            except ValueError as exc:
-                return False, 0.0, f"not valid JSON: {exc}"
-        error = next(iter(validator.iter_errors(value)), None)
-        if error is None:
-            return True, 1.0, ""
-        where = "/".join(str(p) for p in error.absolute_path) or "(root)"
-        return False, 0.0, f"{where}: {error.message[:200]}"
+                out = json.loads(out)
+            except ValueError:
+                return False
+        return bool(validator.is_valid(out))
 
-    return check
+    return Builtin(_none, test)
 
 
-def numeric_close(args: dict[str, Any]) -> Check:
+def _number(value: Any) -> float | None:
+    try:
+        number = float(_text(value).strip())
+    except ValueError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def numeric_close(args: dict[str, Any]) -> Builtin:
     abs_tol = float(args.get("abs", args.get("tolerance", 1e-6)))
     rel_tol = float(args.get("rel", 0.0))
 
-    def check(row: dict[str, Any], output: Any) -> Verdict:
-        try:
-            got = float(_text(output).strip())
-            want = float(_text(_expected(row, args)).strip())
-        except ValueError:
-            return False, 0.0, "output or expected is not a number"
-        if not (math.isfinite(got) and math.isfinite(want)):
-            return False, 0.0, "output or expected is not finite"
-        ok = math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
-        return ok, float(ok), "" if ok else f"{got} is not within tolerance of {want}"
+    def test(want: float | None, out: Any) -> bool:
+        got = _number(out)
+        return (
+            want is not None
+            and got is not None
+            and math.isclose(got, want, rel_tol=rel_tol, abs_tol=abs_tol)
+        )
 
-    return check
+    return Builtin(lambda row: _number(_expected(row, args)), test)
 
 
-BUILTIN: dict[str, Callable[[dict[str, Any]], Check]] = {
+BUILTIN: dict[str, Callable[[dict[str, Any]], Builtin]] = {
     "exact_match": exact_match,
     "contains": contains,
     "regex": regex,
@@ -201,7 +214,7 @@ def parse_spec(text: str) -> EvaluatorSpec:
     return EvaluatorSpec(name, args)
 
 
-def builtin_check(spec: EvaluatorSpec, output_schema: dict[str, Any] | None) -> Check:
+def builtin_check(spec: EvaluatorSpec, output_schema: dict[str, Any] | None) -> Builtin:
     args = dict(spec.args)
     if spec.name == "json_schema":
         if "schema" in args:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl.errors import ManifestError, Problem, UsageError
-from modelctl.evals.runner import ALL, Outcomes, read_jsonl
+from modelctl.evals.runner import ALL, Outcomes, combine, read_jsonl
 
 Verdicts = dict[str, dict[str, dict[str, bool]]]  # evaluator -> side -> id -> passed
 
@@ -134,10 +134,7 @@ def outcomes(
         cand, base = per.get("candidate", {}), per.get("baseline", {})
         passed[name] = {rid: (cand.get(rid, False), base.get(rid, False)) for rid in kept}
     names = list(verdicts)
-    passed[ALL] = {
-        rid: (all(passed[n][rid][0] for n in names), all(passed[n][rid][1] for n in names))
-        for rid in kept
-    }
+    passed[ALL] = combine([passed[n] for n in names], kept)
     counts = {
         "candidate": sum(len(v) for (_, s), v in gaps.items() if s == "candidate"),
         "baseline": sum(len(v) for (_, s), v in gaps.items() if s == "baseline"),

@@ -59,17 +59,64 @@ def betainc(a: float, b: float, x: float) -> float:
 
 
 def beta_ppf(q: float, a: float, b: float) -> float:
-    """The q-quantile of Beta(a, b), by bisection (monotone, so always converges)."""
+    """The q-quantile of Beta(a, b): Newton steps on I_x(a, b) = q, kept inside a shrinking
+    bisection bracket so it always converges (a few steps from the normal approximation)."""
     lo, hi = 0.0, 1.0
-    for _ in range(200):
-        mid = (lo + hi) / 2
-        if betainc(a, b, mid) < q:
-            lo = mid
+    mean = a / (a + b)
+    sd = math.sqrt(a * b / ((a + b) ** 2 * (a + b + 1)))
+    z = math.sqrt(2) * _erfinv(2 * q - 1)
+    x = min(max(mean + z * sd, 1e-12), 1 - 1e-12)
+    log_norm = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b)
+    for _ in range(100):
+        f = betainc(a, b, x) - q
+        if f < 0:
+            lo = x
         else:
-            hi = mid
-        if hi - lo < 1e-12:
+            hi = x
+        if hi - lo < 1e-12 or abs(f) < 1e-14:
             break
-    return (lo + hi) / 2
+        density = math.exp(log_norm + (a - 1) * math.log(x) + (b - 1) * math.log1p(-x))
+        step = x - f / density if density > 0 else -1.0
+        x = step if lo < step < hi else (lo + hi) / 2
+    return x
+
+
+def _erfinv(y: float) -> float:
+    """Inverse error function (Giles' single-precision approximation, refined by Newton)."""
+    y = min(max(y, -1 + 1e-15), 1 - 1e-15)
+    w = -math.log((1.0 - y) * (1.0 + y))
+    if w < 5.0:
+        w -= 2.5
+        p = 2.81022636e-08
+        for c in (
+            3.43273939e-07,
+            -3.5233877e-06,
+            -4.39150654e-06,
+            0.00021858087,
+            -0.00125372503,
+            -0.00417768164,
+            0.246640727,
+            1.50140941,
+        ):
+            p = c + p * w
+    else:
+        w = math.sqrt(w) - 3.0
+        p = -0.000200214257
+        for c in (
+            0.000100950558,
+            0.00134934322,
+            -0.00367342844,
+            0.00573950773,
+            -0.0076224613,
+            0.00943887047,
+            1.00167406,
+            2.83297682,
+        ):
+            p = c + p * w
+    x = p * y
+    for _ in range(2):
+        x -= (math.erf(x) - y) / (2 / math.sqrt(math.pi) * math.exp(-x * x))
+    return x
 
 
 def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[float, float]:
