@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MODELCTL, median_time, ms, run, table  # noqa: E402
-from synth import bench_env, git  # noqa: E402
+from common import MODELCTL, median_time, ms, run, table
+from synth import bench_env, git
 
 SETTINGS = """\
 apiVersion: modelctl/v1
@@ -43,7 +43,17 @@ def make(repo: Path, examples: int, env: dict[str, str]) -> tuple[Path, Path]:
     data = repo / "datasets" / "big" / "1.jsonl"
     with data.open("w") as fh:
         for i in range(examples):
-            fh.write(json.dumps({"id": f"e{i}", "input": f"question {i}", "expected": str(i % 97), "cohort": cohorts[i % 4]}) + "\n")
+            fh.write(
+                json.dumps(
+                    {
+                        "id": f"e{i}",
+                        "input": f"question {i}",
+                        "expected": str(i % 97),
+                        "cohort": cohorts[i % 4],
+                    }
+                )
+                + "\n"
+            )
     digest = hashlib.sha256(data.read_bytes()).hexdigest()
     (repo / "modelctl.yaml").write_text(SETTINGS)
     (repo / "datasets" / "big" / "1.yaml").write_text(
@@ -103,13 +113,29 @@ def main() -> None:
             "--no-commit", "--json",
         ]  # fmt: skip
         counter = iter(range(10_000))
-        ours = median_time(lambda: run([*argv, "--run-id", f"run-{next(counter)}"], repo, env), args.repeat)
+        ours = median_time(
+            lambda: run([*argv, "--run-id", f"run-{next(counter)}"], repo, env), args.repeat
+        )
     ratio = ours / floor_t
     print(
         table(
             [
-                ("read + join 3 JSONL files (floor)", str(args.examples), ms(floor_t), f"{args.examples / floor_t:,.0f}", "1.00x", ""),
-                ("modelctl eval run, 3 evaluators", str(args.examples), ms(ours), f"{args.examples / ours:,.0f}", f"{ratio:.2f}x", ("meets" if ratio <= 3 else "MISSES") + " 3x"),
+                (
+                    "read + join 3 JSONL files (floor)",
+                    str(args.examples),
+                    ms(floor_t),
+                    f"{args.examples / floor_t:,.0f}",
+                    "1.00x",
+                    "",
+                ),
+                (
+                    "modelctl eval run, 3 evaluators",
+                    str(args.examples),
+                    ms(ours),
+                    f"{args.examples / ours:,.0f}",
+                    f"{ratio:.2f}x",
+                    ("meets" if ratio <= 3 else "MISSES") + " 3x",
+                ),
             ],
             ("what", "examples", "median", "examples/s", "vs floor", "target"),
         )
