@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from modelctl.demo_traces import FALLBACK_TRACE
 from modelctl.errors import CheckFailed, UsageError
 from modelctl.gitstore import run_git
 
@@ -112,6 +113,16 @@ def _write_secret(repo: Path) -> str:
 def _remove_secret(repo: Path) -> str:
     (repo / "models/support-gpt/2026-08.yaml").unlink(missing_ok=True)
     return "the demo removed that file"
+
+
+SPANS = "spans.otlp.jsonl"
+
+
+def _export_spans(repo: Path) -> str:
+    from modelctl.demo_traces import write_traces
+
+    write_traces(repo, repo / SPANS)
+    return f"the gateway's OpenTelemetry Collector exported the week's production spans to {SPANS}"
 
 
 def steps(outputs: Path, start: datetime) -> list[Step]:
@@ -258,6 +269,20 @@ def steps(outputs: Path, start: datetime) -> list[Step]:
             ["modelctl", "resolve", ROUTE, "--stage", "production", "--at", hour(19.5)],
         ),
         Step("Audit the whole history", ["modelctl", "verify"]),
+        Step(
+            "Which registry version answered each production call? (strict: the one live then)",
+            ["modelctl", "coverage", SPANS, "--stage", "production", "--strict"],
+            before=_export_spans,
+        ),
+        Step(
+            "One trace, end to end: the fallback that answered, and the signed history behind it",
+            ["modelctl", "explain", FALLBACK_TRACE, "--traces", SPANS],
+        ),
+        Step("The five maturity signals", ["modelctl", "report", "--traces", SPANS]),
+        Step(
+            "Every binding interval, for a warehouse join",
+            ["modelctl", "timeline", "--format", "csv"],
+        ),
         Step("It is all plain git", ["git", "log", "--oneline", "--decorate=short", "-8"]),
     ]
 

@@ -331,6 +331,11 @@ class Route(Strict):
     kind: Literal["Route"]
     name: Name
     description: Text = ""
+    match: dict[str, str] = Field(
+        default_factory=dict,
+        description="span attributes that identify this route in traces, e.g. "
+        "{gen_ai.workflow.name: ticket-triage} or {http.route: /v1/support/chat}",
+    )
     stages: dict[Name, Binding] = Field(default_factory=dict)
 
 
@@ -414,6 +419,10 @@ class EvalGate(Strict):
 
 class StageSettings(Strict):
     name: Name
+    aliases: list[str] = Field(
+        default_factory=list,
+        description="environment names traces use for this stage (deployment.environment.name)",
+    )
     require_fallback: bool = False
     eval_gate: EvalGate | None = None
     require_signed: bool | None = Field(

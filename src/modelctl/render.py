@@ -211,7 +211,7 @@ def demo_step(index: int, step: Any) -> None:
         o.print(f"[dim]({escape(step.note)})[/dim]")
     o.print(f"[bold cyan]$ {escape(shlex.join(step.argv))}[/bold cyan]")
     if step.output:
-        o.print(escape(step.output))
+        o.print(escape(step.output), soft_wrap=True)
     if step.expect != 0:
         o.print(f"[dim]exit code {step.exit_code}, as expected[/dim]")
 
@@ -430,3 +430,295 @@ def dataset_checks(checks: list[Any]) -> None:
     for check in checks:
         mark = marks.get(check.status, f"[red]{check.status}[/red]")
         out().print(f"{mark} {escape(check.ref)} {escape(check.uri)}: {escape(check.detail)}")
+
+
+# --- traces and the report ---------------------------------------------------------------------
+
+
+def _t(epoch: float | None) -> str:
+    if epoch is None:
+        return ""
+    from modelctl.history import iso
+
+    return iso(int(epoch))
+
+
+def coverage_payload(result: Any) -> dict[str, Any]:
+    groups = [
+        {
+            "route": g.route,
+            "stage": g.stage,
+            "provider": g.provider,
+            "model_string": g.model_string,
+            "model": g.model,
+            "prompt": g.prompt,
+            "reason": g.reason,
+            "count": g.count,
+            "first": _t(g.first) or None,
+            "last": _t(g.last) or None,
+        }
+        for g in result.blind_spots
+    ]
+    return {
+        "spans": result.spans,
+        "mode": "strict" if result.strict else "name",
+        "coverage_pct": round(result.coverage_pct, 4),
+        "name": {"covered": result.name_covered, "pct": round(result.name_pct, 4)},
+        "strict": {"covered": result.strict_covered, "pct": round(result.strict_pct, 4)},
+        "stage": result.stage_filter,
+        "blind_spots": groups,
+        "fallback": [
+            {
+                "route": r.route,
+                "stage": r.stage,
+                "requests": r.requests,
+                "fallbacks": r.fallbacks,
+                "per_million": round(r.per_million, 1),
+            }
+            for r in result.fallback_rates
+        ],
+        "fallback_conflicts": result.conflicts,
+        "sources": result.sources,
+        "read": jsonable(result.read),
+    }
+
+
+def coverage_result(result: Any, min_coverage: float | None) -> None:
+    o = out()
+    mode = "strict" if result.strict else "name-level"
+    o.print(
+        f"[bold]{result.coverage_pct:.2f}%[/bold] {mode} trace-to-version coverage of "
+        f"{result.spans:,} model call(s)"
+        + (f" on stage {escape(result.stage_filter)}" if result.stage_filter else "")
+    )
+    o.print(f"[dim]name-level {result.name_pct:.2f}%, strict {result.strict_pct:.2f}%[/dim]")
+    if result.blind_spots:
+        print_table(
+            "blind spots",
+            ["REASON", "ROUTE", "STAGE", "MODEL STRING", "VERSION", "PROMPT", "SPANS"],
+            (
+                [
+                    g.reason,
+                    g.route or "-",
+                    g.stage,
+                    g.model_string or "-",
+                    g.model or "-",
+                    g.prompt or "",
+                    f"{g.count:,}",
+                ]
+                for g in result.blind_spots[:50]
+            ),
+        )
+    if result.fallback_rates:
+        print_table(
+            "fallbacks",
+            ["ROUTE", "STAGE", "REQUESTS", "FALLBACKS", "PER MILLION"],
+            (
+                [r.route, r.stage, f"{r.requests:,}", f"{r.fallbacks:,}", f"{r.per_million:,.0f}"]
+                for r in result.fallback_rates
+            ),
+        )
+    read = result.read
+    extra = []
+    if read.bad_lines:
+        extra.append(f"{read.bad_lines} bad line(s) skipped")
+    if read.duplicates:
+        extra.append(f"{read.duplicates} duplicate span(s) ignored")
+    if read.bad_times:
+        extra.append(f"{read.bad_times} unusable time(s)")
+    message(
+        f"[dim]{read.spans:,} span(s) in {read.files} file(s)"
+        + (f"; {'; '.join(extra)}" if extra else "")
+        + "[/dim]"
+    )
+    if min_coverage is not None:
+        if result.coverage_pct < min_coverage:
+            err().print(
+                f"[red]✗[/red] coverage {result.coverage_pct:.2f}% is below {min_coverage}%"
+            )
+        else:
+            success(f"coverage meets {min_coverage}%")
+
+
+def explanation(result: Any) -> None:
+    o = out()
+    o.print(f"[bold]trace {escape(result.trace_id)}[/bold]")
+    o.print(f"route {escape(result.route or '(unknown)')}, stage {escape(result.stage)}")
+    o.print(
+        f"answered by {escape(result.model or '(unresolved)')}"
+        + (f" with prompt {escape(result.prompt)}" if result.prompt else "")
+        + f" [dim](reported as {escape(result.model_string or '-')})[/dim]"
+    )
+    if result.fallback:
+        o.print(f"[yellow]a fallback[/yellow] ({escape(result.fallback_source or '')})")
+    if not result.covered:
+        o.print(f"[red]not covered:[/red] {escape(result.reason or '')}")
+    o.print(f"binding live then: {escape(result.binding)}")
+    if result.event:
+        e = result.event
+        o.print(
+            f"made live by {escape(e['tag'] or 'an unattested change')} ({e['action']}) in commit "
+            f"{e['commit'][:12]} at {e['time']} by {escape(e['author'])}; "
+            f"{_sig(e['signature'], e['signer'])}"
+        )
+    if result.eval_run:
+        run = result.eval_run
+        o.print(
+            f"gated by eval {escape(run['id'])}: {run['verdict']} on dataset {escape(run['dataset'])}"
+        )
+    if result.dataset:
+        d = result.dataset
+        o.print(
+            f"dataset {d['name']}@{d['version']}: {d.get('rows')} rows, snapshot {d.get('snapshot_at')}, sha256 {str(d['sha256'])[:12]}"
+        )
+    if len(result.attempts) > 1:
+        o.print("[bold]attempts[/bold]")
+        for a in result.attempts:
+            mark = "→" if a.answered else ("✗" if a.error else " ")
+            o.print(
+                f"  {mark} {a.time or '-'} {escape(a.model_string or '-')} ({escape(a.model or 'unresolved')})"
+                + (" failed" if a.error else "")
+            )
+
+
+def _fmt(value: Any, suffix: str = "") -> str:
+    return "-" if value is None else f"{value}{suffix}"
+
+
+def report_markdown(result: Any) -> None:
+    lines = [f"## modelctl report ({result.branch} @ {result.commit[:7]})", ""]
+    lines += ["| signal | value |", "|---|---|"]
+    if result.coverage:
+        c = result.coverage
+        lines.append(
+            f"| trace-to-version coverage | {c['strict_pct']}% strict, {c['name_pct']}% by name ({c['spans']:,} calls) |"
+        )
+    else:
+        lines.append("| trace-to-version coverage | no traces given |")
+    lines.append(
+        f"| time to rollback | p50 {_fmt(result.rollback_p50_minutes, ' min')}, p95 {_fmt(result.rollback_p95_minutes, ' min')} ({len(result.rollbacks)} rollbacks) |"
+    )
+    if result.traffic_p50_minutes is not None:
+        lines.append(
+            f"| time to restored traffic | p50 {result.traffic_p50_minutes} min, p95 {result.traffic_p95_minutes} min |"
+        )
+    lines.append(
+        f"| regression-eval pass rate | {_fmt(result.eval_pass_rate, '%')} of {len(result.releases)} releases to {result.production_stage} |"
+    )
+    for f in result.fallback:
+        lines.append(
+            f"| fallback hit rate {f['route']} {f['stage']} | {f['per_million']:,} per million ({f['fallbacks']:,} of {f['requests']:,}) |"
+        )
+    for d in result.drift:
+        lines.append(
+            f"| dataset drift {d.route} | {_fmt(d.days, ' days')} ({d.dataset}, eval {d.eval_id}) |"
+        )
+    if result.coverage and result.coverage["blind_spots"]:
+        lines += [
+            "",
+            "### Blind spots",
+            "",
+            "| reason | route | stage | model | version | spans |",
+            "|---|---|---|---|---|---|",
+        ]
+        for b in result.coverage["blind_spots"]:
+            lines.append(
+                f"| {b['reason']} | {b['route'] or '-'} | {b['stage']} | {b['model'] or '-'} | {b['version'] or '-'} | {b['count']:,} |"
+            )
+    if result.releases:
+        lines += [
+            "",
+            f"### Releases to {result.production_stage}",
+            "",
+            "| route | event | eval | verdict | candidate | baseline |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in result.releases:
+            cand = f"{r.candidate_rate:.1%}" if r.candidate_rate is not None else "-"
+            base = f"{r.baseline_rate:.1%}" if r.baseline_rate is not None else "-"
+            lines.append(
+                f"| {r.route} | {r.tag} | {r.eval_id or '-'} | {r.verdict or 'not gated'} | {cand} | {base} |"
+            )
+    if result.rollbacks:
+        lines += [
+            "",
+            "### Rollbacks",
+            "",
+            "| route | stage | event | detected | rolled back | minutes |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in result.rollbacks:
+            lines.append(
+                f"| {r.route} | {r.stage} | {r.tag} | {r.detected_at or '-'} | {r.rolled_back_at} | {_fmt(r.minutes)} |"
+            )
+    text = "\n".join(lines) + "\n"
+    sys.stdout.write(text)
+    summary = os.environ.get("GITHUB_STEP_SUMMARY")
+    if summary:
+        with open(summary, "a", encoding="utf-8") as fh:  # noqa: PTH123 (a path from the environment)
+            fh.write(text)
+
+
+def report_table(result: Any) -> None:
+    rows = []
+    if result.coverage:
+        c = result.coverage
+        rows.append(
+            [
+                "trace-to-version coverage",
+                f"{c['strict_pct']}% strict, {c['name_pct']}% by name",
+                f"{c['spans']:,} calls",
+            ]
+        )
+    else:
+        rows.append(["trace-to-version coverage", "-", "pass --traces FILE"])
+    rows.append(
+        [
+            "time to rollback",
+            f"p50 {_fmt(result.rollback_p50_minutes, ' min')}, p95 {_fmt(result.rollback_p95_minutes, ' min')}",
+            f"{len(result.rollbacks)} rollback(s)",
+        ]
+    )
+    if result.traffic_p50_minutes is not None:
+        rows.append(
+            [
+                "time to restored traffic",
+                f"p50 {result.traffic_p50_minutes} min, p95 {result.traffic_p95_minutes} min",
+                "first span on the restored binding",
+            ]
+        )
+    rows.append(
+        [
+            "regression-eval pass rate",
+            _fmt(result.eval_pass_rate, "%"),
+            f"{len(result.releases)} release(s) to {result.production_stage}",
+        ]
+    )
+    for f in result.fallback:
+        rows.append(
+            [
+                f"fallback hit rate {f['route']}/{f['stage']}",
+                f"{f['per_million']:,} per million",
+                f"{f['fallbacks']:,} of {f['requests']:,} requests",
+            ]
+        )
+    for d in result.drift:
+        rows.append(
+            [f"dataset drift {d.route}", _fmt(d.days, " days"), f"{d.dataset} (eval {d.eval_id})"]
+        )
+    print_table(
+        f"maturity report: {result.branch} @ {result.commit[:7]}",
+        ["SIGNAL", "VALUE", "DETAIL"],
+        rows,
+    )
+
+
+def write_chunks(chunks: Any, output: Any) -> None:
+    if output is None:
+        for chunk in chunks:
+            sys.stdout.write(chunk)
+        return
+    with open(output, "w", encoding="utf-8") as fh:  # noqa: PTH123
+        for chunk in chunks:
+            fh.write(chunk)
+    success(f"wrote {output}")

@@ -12,6 +12,7 @@ from modelctl.cli import (  # noqa: F401  (importing them registers their comman
     eval_cmds,
     lifecycle_cmds,
     registry_cmds,
+    trace_cmds,
 )
 from modelctl.cli.app import app
 from modelctl.errors import ExitCode, Interrupted, ModelctlError

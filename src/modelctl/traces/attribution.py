@@ -1,0 +1,352 @@
+"""Attributing calls to the registry: routes, stages, model and prompt versions, the binding
+live at the call's time, fallbacks, and the blind-spot reason when something does not resolve.
+
+Model strings match exactly (a manifest's `provider_model` or one of its `aliases`), then
+exactly after removing known decorations (`azure/`, `us.`, `publishers/*/models/`); never by
+prefix or similarity.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from modelctl import history
+from modelctl.registry import Location, Snapshot
+from modelctl.traces.calls import Call
+
+REASONS = (
+    "unknown-model",
+    "unknown-prompt",
+    "version-not-live",
+    "prompt-not-live",
+    "off-registry",
+    "no-route",
+    "no-stage-binding",
+    "no-time",
+    "ambiguous-model",
+    "ambiguous-route",
+    "stamp-mismatch",
+)
+_BEDROCK_REGION = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
+_VERTEX = re.compile(r"^(projects/[^/]+/locations/[^/]+/)?publishers/[^/]+/models/")
+_PROVIDER_SYNONYMS = {
+    "az.ai.openai": "azure",
+    "azure_openai": "azure",
+    "azure.ai.openai": "azure",
+    "azure.ai.inference": "azure",
+    "aws.bedrock": "bedrock",
+    "gcp.vertex_ai": "vertex_ai",
+    "vertexai": "vertex_ai",
+    "gcp.gemini": "google",
+    "gemini": "google",
+    "gcp.gen_ai": "google",
+}
+
+
+def provider_name(value: str | None) -> str | None:
+    if not value:
+        return None
+    lowered = value.strip().lower()
+    return _PROVIDER_SYNONYMS.get(lowered, lowered)
+
+
+Ref = tuple[str, str]  # (name, version)
+
+
+@dataclass
+class ModelIndex:
+    """Exact model strings -> registry versions that declare them."""
+
+    exact: dict[str, list[tuple[Ref, str]]] = field(default_factory=dict)  # -> [(ref, provider)]
+    prefixes: tuple[str, ...] = ()
+
+    @classmethod
+    def build(cls, snapshot: Snapshot) -> ModelIndex:
+        index = cls()
+        for entry in snapshot.artifacts("models"):
+            data = entry.data
+            if data is None:
+                continue
+            ref = (str(data["name"]), str(data["version"]))
+            provider = provider_name(str(data["provider"])) or ""
+            for text in [data["provider_model"], *data.get("aliases", [])]:
+                index.exact.setdefault(str(text), []).append((ref, provider))
+        settings = snapshot.settings or {}
+        index.prefixes = tuple(settings.get("provider_prefixes", []))
+        return index
+
+    def forms(self, model: str) -> list[str]:
+        """The string, then each normalised form, in order of preference."""
+        out = [model]
+        for prefix in self.prefixes:
+            if model.startswith(prefix):
+                out.append(model[len(prefix) :])
+        stripped = _VERTEX.sub("", model)
+        if stripped != model:
+            out.append(stripped)
+        text = model
+        while "/" in text:  # litellm and openrouter style provider/model, maybe nested
+            text = text.split("/", 1)[1]
+            out.append(text)
+        regional = _BEDROCK_REGION.sub("", out[-1])
+        if regional != out[-1]:
+            out.append(regional)
+        return list(dict.fromkeys(out))
+
+    def lookup(self, model: str, provider: str | None) -> list[Ref]:
+        wanted = provider_name(provider)
+        for form in self.forms(model):
+            hits = self.exact.get(form)
+            if not hits:
+                continue
+            refs = [ref for ref, prov in hits if not wanted or not prov or prov == wanted]
+            if refs or not wanted:
+                return sorted(set(refs))
+            return []  # the provider disagrees: a different model with the same name
+        return []
+
+
+@dataclass
+class Timelines:
+    """Per (route, stage): event times and the bindings in force from each, sorted."""
+
+    times: dict[tuple[str, str], list[int]] = field(default_factory=dict)
+    events: dict[tuple[str, str], list[history.Event]] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, loc: Location, routes: list[str], tip: str) -> Timelines:
+        timelines = cls()
+        records = history.all_route_records(loc, tip)
+        for route in routes:
+            for event in history.events(route, records.get(route, [])):
+                key = (route, event.stage)
+                timelines.events.setdefault(key, []).append(event)
+        for key, events in timelines.events.items():
+            events.sort(key=lambda e: e.time)
+            timelines.times[key] = [e.time for e in events]
+        return timelines
+
+    def interval(self, route: str, stage: str, t: float) -> int:
+        """Index of the event in force at `t` (-1 before the first)."""
+        times = self.times.get((route, stage))
+        if not times:
+            return -1
+        return bisect.bisect_right(times, t) - 1
+
+    def event(self, route: str, stage: str, index: int) -> history.Event | None:
+        events = self.events.get((route, stage))
+        if not events or index < 0 or index >= len(events):
+            return None
+        return events[index]
+
+
+@dataclass
+class Context:
+    """What attribution needs from the registry, loaded once per command."""
+
+    snapshot: Snapshot
+    index: ModelIndex
+    timelines: Timelines
+    routes: set[str]
+    matchers: dict[tuple[str, str], set[str]]
+    stage_aliases: dict[str, str]
+    stages: list[str]
+    default_stage: str
+    grace: float = 0.0
+    strict: bool = True
+
+    @classmethod
+    def build(
+        cls,
+        loc: Location,
+        snapshot: Snapshot,
+        tip: str | None,
+        default_stage: str,
+        grace: float = 0.0,
+    ) -> Context:
+        routes: set[str] = set()
+        matchers: dict[tuple[str, str], set[str]] = {}
+        for entry in snapshot.artifacts("routes"):
+            if entry.data is None:
+                continue
+            name = str(entry.data["name"])
+            routes.add(name)
+            for key, value in (entry.data.get("match") or {}).items():
+                matchers.setdefault((key, str(value)), set()).add(name)
+        settings = snapshot.settings or {}
+        stages = [s["name"] for s in settings.get("stages", [])]
+        aliases = {
+            alias: s["name"] for s in settings.get("stages", []) for alias in s.get("aliases", [])
+        }
+        timelines = Timelines.load(loc, sorted(routes), tip) if tip else Timelines()
+        return cls(
+            snapshot, ModelIndex.build(snapshot), timelines, routes, matchers, aliases, stages,
+            default_stage, grace,
+        )  # fmt: skip
+
+    def route_of(self, call: Call) -> tuple[str | None, str]:
+        """(route, how it was found) or (None, reason)."""
+        candidates: list[tuple[str | None, str | None]] = [(call.route_key, call.route_value)]
+        if call.http_route:
+            candidates.append(("http.route", call.http_route))
+        if call.service:
+            candidates.append(("service.name", call.service))
+        for key, value in candidates:
+            if not key or not value:
+                continue
+            if key in ("modelctl.route", "metadata.model_group") and value in self.routes:
+                return value, key
+            matched = self.matchers.get((key, value), set())
+            if len(matched) > 1:
+                return None, "ambiguous-route"
+            if matched:
+                return next(iter(matched)), f"match:{key}"
+            if value in self.routes and key not in ("http.route", "service.name"):
+                return value, key
+        return None, "no-route"
+
+    def stage_of(self, call: Call) -> str:
+        if call.stage_value:
+            return self.stage_aliases.get(call.stage_value, call.stage_value)
+        return self.default_stage
+
+
+def binding_entries(binding: dict[str, Any] | None) -> tuple[set[str], set[str], set[str]]:
+    """(primary models, fallback models, prompts) of a binding, as name@version."""
+    if not binding:
+        return set(), set(), set()
+    primary = {t["model"] for t in binding.get("targets", [])}
+    backup = {s["model"] for s in binding.get("fallback", [])}
+    prompts = {
+        t["prompt"]
+        for t in [*binding.get("targets", []), *binding.get("fallback", [])]
+        if t.get("prompt")
+    }
+    return primary, backup, prompts
+
+
+@dataclass
+class Verdict:
+    model: str | None  # name@version when resolved
+    prompt: str | None
+    name_ok: bool
+    strict_ok: bool
+    reason: str | None  # a blind-spot reason, None when covered (strictly)
+    fallback: bool
+    fallback_source: str | None
+    event: history.Event | None = None
+    conflict: bool = False
+
+
+def _prompt(
+    ctx: Context, name: str | None, version: str | None, stamp: str | None
+) -> tuple[str | None, bool | None]:
+    """(prompt ref, known?) — None when the call names no prompt."""
+    if stamp:
+        if "@" not in stamp:
+            return None, False
+        pname, _, pversion = stamp.partition("@")
+        ref = f"{pname}@{pversion}"
+        return ref, f"prompts/{pname}/{pversion}.yaml" in ctx.snapshot.entries
+    if not name:
+        return None, None
+    if version is None:
+        return None, False
+    ref = f"{name}@{version}"
+    return ref, f"prompts/{name}/{version}.yaml" in ctx.snapshot.entries
+
+
+def attribute(
+    ctx: Context,
+    route: str | None,
+    route_reason: str,
+    stage: str,
+    interval: int,
+    in_grace: bool,
+    call: Call,
+) -> Verdict:
+    """Resolve one group of calls (all fields equal, same binding interval)."""
+    # 1. Which registry version served it?
+    candidates: list[Ref] = []
+    if call.model:
+        candidates = ctx.index.lookup(call.model, call.provider)
+    model: str | None = None
+    reason: str | None = None
+    if call.stamp:
+        name, _, version = call.stamp.partition("@")
+        if version and f"models/{name}/{version}.yaml" in ctx.snapshot.entries:
+            model = f"{name}@{version}"
+            if call.model and (name, version) not in candidates:
+                reason = "stamp-mismatch"
+        else:
+            reason = "unknown-model"
+    elif not candidates:
+        reason = "unknown-model"
+    event = ctx.timelines.event(route, stage, interval) if route else None
+    binding = event.binding if event else None
+    primary, backup, prompts = binding_entries(binding)
+    if model is None and candidates:
+        if len(candidates) == 1:
+            model = f"{candidates[0][0]}@{candidates[0][1]}"
+        else:
+            live = [f"{n}@{v}" for n, v in candidates if f"{n}@{v}" in primary | backup]
+            if len(live) == 1:
+                model = live[0]
+            else:
+                reason = reason or "ambiguous-model"
+    prompt, prompt_known = _prompt(ctx, call.prompt_name, call.prompt_version, call.prompt_stamp)
+    if prompt_known is False and reason is None:
+        reason = "unknown-prompt"
+    # Name level: the served model is registered (several versions sharing its id still are).
+    name_ok = (reason is None and model is not None) or reason == "ambiguous-model"
+    # 2. Was it what the route and stage were bound to at the time?
+    strict_reason: str | None = reason
+    if strict_reason is None:
+        if route is None:
+            strict_reason = route_reason
+        elif call.time is None:
+            strict_reason = "no-time"
+        elif binding is None:
+            strict_reason = "no-stage-binding"
+        elif model not in primary | backup:
+            previous = ctx.timelines.event(route, stage, interval - 1) if in_grace else None
+            p_primary, p_backup, p_prompts = binding_entries(previous.binding if previous else None)
+            if model in p_primary | p_backup and (prompt is None or prompt in p_prompts):
+                pass  # inside the grace period after a switch: the old binding still counts
+            else:
+                names = {m.partition("@")[0] for m in primary | backup}
+                strict_reason = (
+                    "version-not-live"
+                    if model and model.partition("@")[0] in names
+                    else "off-registry"
+                )
+        elif prompt is not None and prompt not in prompts:
+            strict_reason = "prompt-not-live"
+    # 3. Was it a fallback?
+    fallback, source, conflict = call.fallback, call.fallback_source, False
+    derived: tuple[bool, str] | None = None
+    if model is not None and binding is not None and model not in primary and model in backup:
+        derived = (True, "registry")
+    elif call.failed_sibling and call.model not in call.sibling_models:
+        derived = (True, "failed-sibling")
+    if fallback is None:
+        if derived:
+            fallback, source = derived
+        else:
+            fallback = False
+    elif fallback is False and derived:
+        conflict = True
+    return Verdict(
+        model,
+        prompt,
+        name_ok,
+        strict_reason is None,
+        strict_reason,
+        bool(fallback),
+        source,
+        event,
+        conflict,
+    )
