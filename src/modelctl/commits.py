@@ -8,6 +8,7 @@ conflict error (exit 3). Nothing is written before the plan is complete.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import time
 import uuid
@@ -15,10 +16,19 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from modelctl.errors import ConflictError, GitError, UsageError
-from modelctl.gitstore import SIGNING_HINT, ZERO_OID, CommitResult, LockHeld, RefMoved, TagSpec
+from modelctl.gitstore import (
+    SIGNING_HINT,
+    ZERO_OID,
+    CommitResult,
+    LockHeld,
+    RefMoved,
+    TagSpec,
+    TagTaken,
+)
 from modelctl.registry import Location, Snapshot, empty_snapshot, snapshot_at
 
 MAX_ATTEMPTS = 20
+MAX_BACKOFF = 8.0  # seconds, for one wait between attempts
 
 
 @dataclass
@@ -88,9 +98,13 @@ def refuse_uncommitted(loc: Location, paths: list[str]) -> None:
         )
 
 
-def _backoff(attempt: int) -> None:
-    # Jittered exponential backoff: contenders spread out instead of colliding again.
-    time.sleep(random.uniform(0, min(0.5, 0.01 * 2**attempt)))
+def _backoff(attempt: int, slot: float, cap: float = MAX_BACKOFF) -> None:
+    # Jittered exponential backoff in units of one attempt: after losing `attempt` races, sleep
+    # up to 2**(attempt - 1) times as long as the lost attempt took (`slot`), at most
+    # `cap`, so contenders spread out instead of colliding again however slow the machine
+    # or the remote. (A fixed scale is wrong both ways: with a 0.5 s cap, one of 8 clones
+    # pushing 10 times each often hit the attempt bound on a 2-core machine.)
+    time.sleep(random.uniform(0, min(cap, max(slot, 0.01) * 2 ** min(attempt - 1, 10))))
 
 
 def _with_intent(message: str, intent: str | None) -> str:
@@ -121,26 +135,38 @@ def write(
         store.recover_sync()
     last: ConflictError | None = None
     for attempt in range(1, attempts + 1):
-        tip = store.ref_oid(branch)
-        snapshot = snapshot_at(loc, tip) if tip else empty_snapshot("no commits yet")
-        change = plan(snapshot, tip)
-        if dry_run:
-            return Outcome(change, None, attempt, base=tip)
-        refuse_uncommitted(loc, change.guard)
-        sign = decide_signing(loc, snapshot, change.stage)
-        files = {loc.repo_path(p): data for p, data in change.files.items()}
-        message = _with_intent(change.message, intent)
-        note = store.begin_sync(branch, files, tip)
-        try:
-            result = store.commit(branch, tip, files, message, sign=sign, tags=change.tags)
-        except (RefMoved, LockHeld) as exc:
-            store.end_sync(note)
-            last = exc
-            _backoff(attempt)
+        # Local writers take turns from reading the tip to moving the branch, so they do not
+        # all plan on the same tip and starve; the compare-and-swap still decides.
+        with contextlib.nullcontext() if dry_run else store.writer_turn():
+            started = time.monotonic()
+            tip = store.ref_oid(branch)
+            snapshot = snapshot_at(loc, tip) if tip else empty_snapshot("no commits yet")
+            change = plan(snapshot, tip)
+            if dry_run:
+                return Outcome(change, None, attempt, base=tip)
+            refuse_uncommitted(loc, change.guard)
+            sign = decide_signing(loc, snapshot, change.stage)
+            files = {loc.repo_path(p): data for p, data in change.files.items()}
+            message = _with_intent(change.message, intent)
+            note = store.begin_sync(branch, files, tip)
+            try:
+                result = store.commit(branch, tip, files, message, sign=sign, tags=change.tags)
+            except TagTaken:
+                store.end_sync(note)
+                raise
+            except (RefMoved, LockHeld) as exc:
+                store.end_sync(note)
+                last = exc
+                result = None
+            except BaseException:
+                store.end_sync(note)
+                raise
+        if result is None:  # outside the turn, so the others can go
+            if isinstance(last, LockHeld):  # a git process's lock: short waits, as before
+                _backoff(attempt, 0.01, cap=0.5)
+            else:
+                _backoff(attempt, time.monotonic() - started)
             continue
-        except BaseException:
-            store.end_sync(note)
-            raise
         warnings = store.sync_worktree(branch, files)
         store.end_sync(note)
         return Outcome(change, result, attempt, warnings, base=tip)
@@ -159,13 +185,18 @@ def _write_remote(
     if not dry_run:
         store.recover_sync()
     last_report = ""
+    made: dict[str, tuple[Change, CommitResult, list[str]]] = {}  # commit -> what it was
     for attempt in range(1, attempts + 1):
+        started = time.monotonic()
         base = store.fetch_branch(remote, branch)
-        if base is not None and store.find_intent(base, intent):
-            # An earlier attempt's push landed although we never heard back.
-            change = Change({}, "")
-            outcome = Outcome(change, None, attempt, base=base, already_landed=True)
-            outcome.warnings += _follow_remote(loc, branch, base, {}, [])
+        landed = store.find_intent(base, intent) if base is not None else None
+        if base is not None and landed:
+            # An earlier attempt's push landed although we never heard back: follow it as if
+            # the answer had arrived (its tags and work-tree paths too).
+            change, result, paths = made.get(landed, (Change({}, ""), None, []))
+            tags = result.tags if result is not None else {}
+            outcome = Outcome(change, result, attempt, base=base, already_landed=True)
+            outcome.warnings += _follow_remote(loc, branch, base, tags, paths)
             return outcome
         snapshot = snapshot_at(loc, base) if base else empty_snapshot("no commits yet")
         change = plan(snapshot, base)
@@ -176,16 +207,17 @@ def _write_remote(
         files = {loc.repo_path(p): data for p, data in change.files.items()}
         message = _with_intent(change.message, intent)
         result = store.make_commit(base, files, message, sign=sign, tags=change.tags)
+        made[result.commit] = (change, result, list(files))
         updates = {branch: result.commit}
         updates.update({f"refs/tags/{name}": oid for name, oid in result.tags.items()})
         try:
             accepted, last_report = store.push_atomic(remote, updates)
         except GitError as exc:
             last_report = exc.message
-            _backoff(attempt)
+            _backoff(attempt, time.monotonic() - started)
             continue  # the next fetch shows whether it landed
         if not accepted:
-            _backoff(attempt)
+            _backoff(attempt, time.monotonic() - started)
             continue
         warnings = _follow_remote(loc, branch, result.commit, result.tags, list(files))
         return Outcome(change, result, attempt, warnings, base=base)
@@ -205,8 +237,20 @@ def _follow_remote(
     if local is None or local == commit or store.is_ancestor(local, commit):
         try:
             if local != commit:
+                # The fast-forward may bring other writers' commits: show their files too (or
+                # the index would still hold the old ones, staged to be undone), except those
+                # the user has uncommitted edits of.
+                others = [p for p in store.changed_between(local, commit) if p not in paths]
+                dirty = store.changed_paths(".") if others else {}
                 store.update_refs(branch, commit, local, tags, "modelctl: follow remote")
-                warnings += store.sync_worktree(branch, paths)
+                kept = [p for p in others if p in dirty]
+                sync = [*paths, *(p for p in others if p not in dirty)]
+                warnings += store.sync_worktree(branch, sync)
+                if kept:
+                    warnings.append(
+                        f"{', '.join(kept)} changed on the remote but have uncommitted edits "
+                        "here, so they were left as they are: git status shows the difference"
+                    )
             return warnings
         except (RefMoved, LockHeld):
             pass

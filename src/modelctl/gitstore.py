@@ -59,6 +59,13 @@ class RefMoved(ConflictError):
     """The branch moved between read and write (a lost compare-and-swap); safe to retry."""
 
 
+class TagTaken(RefMoved):
+    """A tag the write would create exists although the branch did not move.
+
+    Planning again on the same tip picks the same tag name, so a retry cannot succeed.
+    """
+
+
 class LockHeld(ConflictError):
     """A git lock file exists; another git process is running, or one crashed."""
 
@@ -162,6 +169,7 @@ class GitStore:
         self.toplevel = toplevel
         self.git_dir = git_dir
         self.common_dir = common_dir
+        self._signing_settings: list[tuple[str, str]] | None = None
 
     # --- finding and creating repositories ----------------------------------------------------
 
@@ -264,12 +272,28 @@ class GitStore:
         proc = self.git("config", "--get", "--end-of-options", key, check=False)
         return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
 
+    def signing_settings(self) -> list[tuple[str, str]]:
+        """Every `user.*` and `gpg.*` setting as (key, value) in git's order, read once.
+
+        Keys come as `git config --get-regexp` prints them: section and name lowercased.
+        """
+        if self._signing_settings is None:
+            raw = self.git("config", "-z", "--get-regexp", r"^(user|gpg)\.", check=False).stdout
+            pairs = []
+            for record in raw.decode("utf-8", "replace").split("\0"):
+                if record:
+                    key, _, value = record.partition("\n")
+                    pairs.append((key, value))
+            self._signing_settings = pairs
+        return self._signing_settings
+
     def signing_key_configured(self) -> bool:
         """True when git would know which key to sign with."""
-        if self.config("user.signingkey"):
+        settings = dict(self.signing_settings())  # the last value wins, as for `config --get`
+        if settings.get("user.signingkey"):
             return True
-        fmt = (self.config("gpg.format") or "openpgp").lower()
-        return fmt == "ssh" and bool(self.config("gpg.ssh.defaultKeyCommand"))
+        fmt = (settings.get("gpg.format") or "openpgp").lower()
+        return fmt == "ssh" and bool(settings.get("gpg.ssh.defaultkeycommand"))
 
     def identity(self) -> str:
         """The committer identity git would use; GitError with a hint when none is set."""
@@ -316,9 +340,16 @@ class GitStore:
         return blobs
 
     def read_path(self, rev: str, path: str) -> bytes | None:
-        """One file at a revision, or None when it does not exist there."""
-        oid = self.object_at(rev, path)
-        return self.read_blobs([oid])[oid] if oid else None
+        """One file at a revision, or None when it does not exist there (one process)."""
+        if "\n" in rev or "\n" in path:  # cat-file --batch reads one name per line
+            oid = self.object_at(rev, path)
+            return self.read_blobs([oid])[oid] if oid else None
+        out = self.git("cat-file", "--batch", stdin=f"{rev}:{path}\n".encode()).stdout
+        header, _, rest = out.partition(b"\n")
+        fields = header.split(b" ")
+        if len(fields) != 3 or not _OID_RE.match(fields[0].decode("ascii", "replace")):
+            return None  # "<name> missing" (or ambiguous)
+        return rest[: int(fields[2])]
 
     def changed_paths(self, pathspec: str = ".") -> dict[str, str]:
         """Uncommitted changes under `pathspec`, untracked files included: path -> XY status."""
@@ -336,6 +367,16 @@ class GitStore:
             if len(record) > 3:
                 changes[record[3:].decode("utf-8", "surrogateescape")] = record[:2].decode()
         return changes
+
+    def changed_between(self, old: str | None, new: str) -> list[str]:
+        """Repository-relative paths that differ between two commits (all of `new` if no `old`)."""
+        if old is None:
+            args = ["ls-tree", "-r", "-z", "--name-only", "--full-tree", "--end-of-options", new]
+        else:
+            args = ["diff-tree", "-r", "-z", "--name-only", "--no-renames", "--end-of-options"]
+            args += [old, new]
+        raw = self.git(*args).stdout
+        return [p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p]
 
     def is_ancestor(self, older: str, newer: str) -> bool:
         proc = self.git(
@@ -379,12 +420,7 @@ class GitStore:
         directory that shares this repository's object store: the tag object lands here, the ref
         lands there, and the real ref is created later in the same transaction as the branch.
         """
-        config = self.git("config", "--get-regexp", r"^(user|gpg)\.", check=False).stdout.decode()
-        pairs = []
-        for line in config.splitlines():
-            key, _, value = line.partition(" ")
-            if _SIGNING_CONFIG.match(key):
-                pairs.append((key, value))
+        pairs = [(k, v) for k, v in self.signing_settings() if _SIGNING_CONFIG.match(k)]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         scratch = Path(tempfile.mkdtemp(prefix="tag-", dir=self.state_dir))
         try:
@@ -505,10 +541,24 @@ class GitStore:
         report = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip()
         if proc.returncode == 0:
             return True, report
-        rejected = any(line.startswith("!") for line in report.splitlines())
+        rejected = [line.split("\t") for line in report.splitlines() if line.startswith("!")]
         if not rejected:
             # No verdict per ref: the connection failed. The caller re-fetches to find out.
             raise GitError(f"push to {remote} failed: {report}")
+        # Refused only because a tag exists there (the branch was fine): pushing again on the
+        # same remote tip would pick the same tag, so say so instead of retrying.
+        taken = [
+            f[1].partition(":")[2] for f in rejected if len(f) > 2 and "(already exists)" in f[2]
+        ]
+        others = [f for f in rejected if len(f) < 3 or "(atomic push failed)" not in f[2]]
+        if taken and len(others) == len(taken) and all(t.startswith("refs/tags/") for t in taken):
+            name = taken[0].removeprefix("refs/tags/")
+            raise TagTaken(
+                f"tag {name} already exists on {remote}, but its branch does not record it; "
+                "nothing was pushed",
+                hint=f"it was made outside modelctl: inspect it (git ls-remote {remote} "
+                f"refs/tags/{name}) and delete it only if it is a mistake",
+            )
         return False, report
 
     def commit_signatures(
@@ -559,6 +609,20 @@ class GitStore:
             return Signature("E", "", "")
         return Signature("B", "", "")
 
+    def good_ssh_tags(self, tag_refs: list[str], allowed_signers: Path | None) -> set[str]:
+        """Which of `tag_refs` (SSH-signed tags) git verifies, with one `git verify-tag`.
+
+        git prints the format line of a tag only when its signature verified; for SSH that is
+        exactly a good signature by an allowed key (for GPG it includes good signatures from
+        untrusted keys: ask `tag_signature` about those). The others are not told apart here.
+        """
+        args = _trust_args(allowed_signers)
+        proc = self.git(
+            *args, "verify-tag", "--format=%(refname)", "--end-of-options", *tag_refs,
+            check=False,
+        )  # fmt: skip
+        return set(proc.stdout.decode("utf-8", "replace").splitlines()) & set(tag_refs)
+
     def find_intent(self, tip: str, intent: str, limit: int = 500) -> str | None:
         """The commit on `tip`'s history carrying `Modelctl-Promotion-Id: intent`, if any."""
         out = self.out(
@@ -587,11 +651,57 @@ class GitStore:
             or "reference already exists" in err
             or "exists; cannot create" in err
         ):
+            taken = re.search(r"cannot lock ref '(refs/tags/[^']+)'", err)
+            if taken and self.ref_oid(branch_ref) == expected:
+                name = taken.group(1).removeprefix("refs/tags/")
+                raise TagTaken(
+                    f"tag {name} already exists, but {branch_ref} does not record it; "
+                    "nothing was written",
+                    hint=f"it was made outside modelctl: inspect it (git show {name}) and "
+                    "delete it only if it is a mistake",
+                )
             raise RefMoved(f"{branch_ref} moved while modelctl was writing", hint="run it again")
         lock = _lock_error(err)
         if lock is not None:
             raise lock
         raise GitError(f"updating {branch_ref} failed: {err}")
+
+    @contextlib.contextmanager
+    def writer_turn(self, wait: float = 60.0) -> Iterator[None]:
+        """Take turns with this repository's other modelctl writers while planning and committing.
+
+        Compare-and-swap keeps concurrent writes correct without it; the turn stops writers on
+        one machine from starving each other (all planning on the same tip, all but one losing,
+        again and again). Advisory only: after `wait` seconds behind a holder that hangs (a
+        signing prompt) a writer goes ahead and races, and a lock that cannot be made is skipped.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - Windows
+            yield
+            return
+        try:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
+            handle = (self.state_dir / "write.lock").open("a")
+        except OSError:
+            yield
+            return
+        with handle:
+            deadline = time.monotonic() + wait
+            held = False
+            while not held:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    held = True
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        break
+                    time.sleep(0.01)
+            try:
+                yield
+            finally:
+                if held:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
 
     # A write records which work-tree paths it will sync before it moves the branch, so a
     # process killed between moving the branch and syncing leaves a note the next run uses to
@@ -622,12 +732,16 @@ class GitStore:
             if _alive(int(note.get("pid", 0))):
                 continue  # a writer still at work syncs its own paths
             branch, base = note["branch"], note.get("base")
+            tip = self.ref_oid(branch)
             stale = []
             for path in note["paths"]:
                 target = self.toplevel / path
                 old = self.read_path(base, path) if base else None
+                new = self.read_path(tip, path) if tip else None
                 current = target.read_bytes() if target.is_file() else None
-                if current == old:  # untouched since the writer read it: safe to bring forward
+                # Untouched since the writer read it (safe to bring forward), or already written
+                # by the killed sync but not yet staged: either way the index needs the tip's.
+                if current in (old, new):
                     stale.append(path)
             if stale:
                 self.sync_worktree(branch, stale)
