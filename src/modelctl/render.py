@@ -722,3 +722,277 @@ def write_chunks(chunks: Any, output: Any) -> None:
         for chunk in chunks:
             fh.write(chunk)
     success(f"wrote {output}")
+
+
+# --- lineage and export ------------------------------------------------------------------------
+
+
+def raw(text: str) -> None:
+    """Text that is data (Mermaid, Graphviz, YAML): written as it is, never through rich markup."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
+def _node_line(node: Any, prefix: str = "", suffix: str = "") -> str:
+    name = (
+        f"[red]{escape(node.label)}[/red]" if node.missing else f"[bold]{escape(node.label)}[/bold]"
+    )
+    extra = _lineage_describe(node)
+    text = f"{escape(prefix)}{name}{escape(suffix)}"
+    return text + (f"  [dim]{escape(extra)}[/dim]" if extra else "")
+
+
+def _lineage_branch(tree: Any, result: Any, node_id: str, side: str, seen: set[str]) -> None:
+    from modelctl import lineage
+
+    for edge, child in _lineage_children(result, node_id, side):
+        up_text, down_text = lineage.RELATIONS[edge.relation]
+        if side == "up":
+            line = _node_line(child, prefix=f"{up_text} ")
+        else:
+            line = _node_line(child, suffix=f" {down_text}")
+        if not edge.current:
+            line = f"[dim]{line}[/dim]"
+        branch = tree.add(line)
+        for period in edge.periods:
+            branch.add(f"[dim]{escape(_period_text(period))}[/dim]")
+        if edge.events:
+            gated = ", ".join(_event_text(e) for e in edge.events)
+            branch.add(f"[dim]gated {escape(gated)}[/dim]")
+        if child.id in seen:
+            if any(True for _ in _lineage_children(result, child.id, side)):
+                branch.add("[dim](shown above)[/dim]")
+            continue
+        seen.add(child.id)
+        _lineage_branch(branch, result, child.id, side, seen)
+
+
+def lineage_result(result: Any, output_format: str = "tree") -> None:
+    """Lineage as a tree (rich), or as Mermaid or Graphviz text."""
+    from rich.tree import Tree
+
+    if output_format in ("mermaid", "dot"):
+        raw(lineage_mermaid(result) if output_format == "mermaid" else lineage_dot(result))
+        return
+    headers = {"up": "upstream: what it is made of", "down": "downstream: where it went"}
+    nodes = {n.id: n for n in result.nodes}
+    for root in result.roots:
+        tree = Tree(_node_line(nodes[root]))
+        for side in _lineage_sides(result):
+            branch = tree.add(f"[cyan]{headers[side]}[/cyan]")
+            if not any(True for _ in _lineage_children(result, root, side)):
+                branch.add("[dim]nothing[/dim]")
+            _lineage_branch(branch, result, root, side, {root})
+        out().print(tree)
+    depth = f", depth {result.depth}" if result.depth is not None else ""
+    message(
+        f"[dim]{len(result.nodes)} node(s), {len(result.edges)} edge(s) at "
+        f"{escape(result.source)}{depth}[/dim]"
+    )
+
+
+def json_text(payload: Any) -> str:
+    """A JSON document for a file: indented, stable, newline-terminated."""
+    return json.dumps(jsonable(payload), indent=2, ensure_ascii=False) + "\n"
+
+
+def litellm_export(result: Any) -> None:
+    if result.written is None:
+        raw(result.text)
+    else:
+        success(
+            f"wrote {result.written}: {len(result.groups)} model group(s), "
+            f"{result.deployments} deployment(s), routing_strategy {result.routing_strategy}"
+        )
+    for text in result.warnings:
+        warn(text)
+
+
+# --- import ------------------------------------------------------------------------------------
+
+_LISTED = 50  # skipped tags printed in full; --json carries all of them
+
+
+def import_result(result: Any) -> None:
+    rows = [
+        [a.artifact, a.route, len(a.versions), a.events]
+        + [a.stages.get(s) or "-" for s in result.stages]
+        + ["deprecated" if a.deprecated else ""]
+        for a in result.artifacts
+    ]
+    print_table(None, ["ARTIFACT", "ROUTE", "VERSIONS", "EVENTS", *result.stages, ""], rows)
+    if result.skipped:
+        out().print(f"\n[bold]not imported[/bold] ({len(result.skipped)} tag(s))")
+        for item in result.skipped[:_LISTED]:
+            out().print(f"  {escape(item.tag)}: {escape(item.reason)}")
+        if len(result.skipped) > _LISTED:
+            out().print(f"  ... and {len(result.skipped) - _LISTED} more (--json lists them all)")
+    for note in result.notes:
+        message(f"[dim]note:[/dim] {escape(note)}")
+    what = (
+        f"{len(result.artifacts)} artifact(s), {result.manifests} version(s) and "
+        f"{result.events} stage change(s) from {result.tags_read} GTO tag(s)"
+    )
+    if result.dry_run:
+        success(f"dry run: would import {what} as {result.commits} commit(s); nothing was written")
+    else:
+        success(
+            f"imported {what} as {result.commits} commit(s) on {escape(result.branch)} "
+            f"({result.commit[:12]}) in {result.seconds:.1f}s"
+        )
+    if result.other_tags:
+        message(f"[dim]{result.other_tags} other tag(s) are not GTO's and were left alone[/dim]")
+    where = "" if result.registry == "." else f"-C {escape(result.registry)} "
+    message(f"[dim]stages: {', '.join(result.stages)}; next: modelctl {where}status[/dim]")
+    for text in result.warnings:
+        warn(text)
+
+
+# --- lineage: text formats and tree helpers ------------------------------------------------
+
+
+def _lineage_describe(node: Any) -> str:
+    """One line of detail for a node, shared by every format."""
+    d = node.detail
+    if node.missing:
+        return "not in the registry"
+    if "invalid" in d:
+        return f"invalid: {d['invalid']}"
+    if node.kind == "model":
+        return f"{d.get('provider', '')} {d.get('provider_model', '')}".strip()
+    if node.kind == "dataset":
+        rows = f"{d['rows']} rows, " if d.get("rows") is not None else ""
+        return f"{rows}sha256 {str(d.get('sha256', ''))[:12]}"
+    if node.kind == "judge":
+        return f"{d.get('evaluator', '')} >= {d.get('threshold', '')}"
+    if node.kind == "eval":
+        return f"{d.get('verdict', '')} for {d.get('stage') or '?'} on {d.get('dataset', '')}"
+    if node.kind == "stage":
+        return f"now serves {d.get('serves', 'nothing')}"
+    if node.kind == "code":
+        return str(d.get("path", ""))
+    return ""
+
+
+def _event_text(event: Any) -> str:
+    seq = f"#{event.seq} " if event.seq is not None else ""
+    extra = f" (canary {event.canary}%)" if event.canary else ""
+    return f"{seq}{event.action} {event.time}{extra}"
+
+
+def _period_text(period: Any) -> str:
+    role = "target" if period.role == "target" else "fallback"
+    weight = f" (weight {period.weight})" if period.weight is not None else ""
+    if period.end is None:
+        return f"{role}{weight} since {_event_text(period.start)}"
+    return f"{role}{weight} from {_event_text(period.start)} until {_event_text(period.end)}"
+
+
+_MERMAID_SHAPES = {
+    "model": ('["', '"]'),
+    "prompt": ('[/"', '"/]'),
+    "judge": ('{{"', '"}}'),
+    "dataset": ('[("', '")]'),
+    "eval": ('(["', '"])'),
+    "stage": ('[["', '"]]'),
+    "code": ('>"', '"]'),
+    "source": ('>"', '"]'),
+}
+
+
+def _mermaid_text(text: str) -> str:
+    return (
+        text.replace("&", "#amp;")
+        .replace('"', "#quot;")
+        .replace("<", "#lt;")
+        .replace(">", "#gt;")
+        .replace("|", "#124;")
+    )
+
+
+def lineage_mermaid(result: Any) -> str:
+    """A Mermaid flowchart (GitHub renders it in a ```mermaid block), upstream on the left."""
+    from modelctl import lineage
+
+    ids = {node.id: f"n{i}" for i, node in enumerate(result.nodes)}
+    lines = ["flowchart LR"]
+    for node in result.nodes:
+        start, end = _MERMAID_SHAPES.get(node.kind, ('["', '"]'))
+        text = _mermaid_text(node.label)
+        extra = _lineage_describe(node)
+        if extra:
+            text += "<br/><small>" + _mermaid_text(extra) + "</small>"
+        lines.append(f"  {ids[node.id]}{start}{text}{end}")
+    for edge in result.edges:
+        arrow = "-->" if edge.current else "-.->"
+        label = lineage.RELATIONS[edge.relation][0]
+        lines.append(f"  {ids[edge.source]} {arrow}|{label}| {ids[edge.target]}")
+    lines.append("  classDef root stroke-width:3px")
+    lines.append("  classDef missing stroke-dasharray:4 3")
+    roots = [ids[r] for r in result.roots]
+    if roots:
+        lines.append(f"  class {','.join(roots)} root")
+    missing = [ids[n.id] for n in result.nodes if n.missing]
+    if missing:
+        lines.append(f"  class {','.join(missing)} missing")
+    return "\n".join(lines) + "\n"
+
+
+_DOT_SHAPES = {
+    "model": "box",
+    "prompt": "note",
+    "judge": "hexagon",
+    "dataset": "cylinder",
+    "eval": "oval",
+    "stage": "box3d",
+    "code": "component",
+    "source": "folder",
+}
+
+
+def _dot_text(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def lineage_dot(result: Any) -> str:
+    """A Graphviz digraph (`dot -Tsvg`), upstream on the left."""
+    from modelctl import lineage
+
+    lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
+    roots = set(result.roots)
+    for node in result.nodes:
+        extra = _lineage_describe(node)
+        attrs = [
+            f"label={_dot_text(node.label + (chr(10) + extra if extra else ''))}",
+            f"shape={_DOT_SHAPES.get(node.kind, 'box')}",
+        ]
+        if node.id in roots:
+            attrs.append("penwidth=3")
+        if node.missing:
+            attrs.append("style=dashed")
+        lines.append(f"  {_dot_text(node.id)} [{', '.join(attrs)}];")
+    for edge in result.edges:
+        attrs = [f"label={_dot_text(lineage.RELATIONS[edge.relation][0])}"]
+        if not edge.current:
+            attrs.append("style=dashed")
+        lines.append(
+            f"  {_dot_text(edge.source)} -> {_dot_text(edge.target)} [{', '.join(attrs)}];"
+        )
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
+def _lineage_children(result: Any, node_id: str, side: str) -> Iterable[tuple[Any, Any]]:
+    """The edges a tree shows under `node_id` on one side, with the node each leads to."""
+    nodes = {n.id: n for n in result.nodes}
+    for edge in sorted(result.edges, key=lambda e: (e.relation, e.source, e.target)):
+        if edge.side != side:
+            continue
+        if side == "up" and edge.target == node_id:
+            yield edge, nodes[edge.source]
+        elif side == "down" and edge.source == node_id:
+            yield edge, nodes[edge.target]
+
+
+def _lineage_sides(result: Any) -> Iterable[str]:
+    return ("up", "down") if result.direction == "both" else (result.direction,)

@@ -10,7 +10,9 @@ from types import FrameType
 from modelctl.cli import (  # noqa: F401  (importing them registers their commands)
     demo_cmd,
     eval_cmds,
+    export_cmds,
     lifecycle_cmds,
+    lineage_cmds,
     registry_cmds,
     trace_cmds,
 )
