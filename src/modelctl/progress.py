@@ -13,6 +13,7 @@ def bar(description: str, total: int | None = None) -> Iterator[Callable[[int], 
     if not sys.stderr.isatty():
         yield lambda n: None
         return
+    from rich.console import Console
     from rich.progress import (
         BarColumn,
         MofNCompleteColumn,
@@ -29,6 +30,8 @@ def bar(description: str, total: int | None = None) -> Iterator[Callable[[int], 
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     ]
-    with Progress(*columns, transient=True, console=None, redirect_stdout=False) as progress:
+    # stderr, like every message: stdout stays clean for --json and pipes.
+    console = Console(stderr=True)
+    with Progress(*columns, transient=True, console=console, redirect_stdout=False) as progress:
         task = progress.add_task(description, total=total)
         yield lambda n: progress.advance(task, n)

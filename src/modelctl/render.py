@@ -478,6 +478,8 @@ def coverage_payload(result: Any) -> dict[str, Any]:
             for r in result.fallback_rates
         ],
         "fallback_conflicts": result.conflicts,
+        "in_grace": result.in_grace,
+        "waiting_evicted": result.waiting_evicted,
         "sources": result.sources,
         "read": jsonable(result.read),
     }
@@ -526,6 +528,10 @@ def coverage_result(result: Any, min_coverage: float | None) -> None:
         extra.append(f"{read.duplicates} duplicate span(s) ignored")
     if read.bad_times:
         extra.append(f"{read.bad_times} unusable time(s)")
+    if result.in_grace:
+        extra.append(f"{result.in_grace:,} call(s) covered by --grace only")
+    if result.waiting_evicted:
+        extra.append(f"{result.waiting_evicted:,} call(s) decided before their ancestors arrived")
     message(
         f"[dim]{read.spans:,} span(s) in {read.files} file(s)"
         + (f"; {'; '.join(extra)}" if extra else "")
@@ -585,6 +591,14 @@ def _fmt(value: Any, suffix: str = "") -> str:
     return "-" if value is None else f"{value}{suffix}"
 
 
+def _drift_detail(d: Any) -> str:
+    if d.eval_id is None:
+        return f"what {d.stage} serves was not gated by an eval"
+    if d.dataset is None:
+        return f"eval {d.eval_id} is not in the registry"
+    return f"{d.dataset}, eval {d.eval_id}"
+
+
 def report_markdown(result: Any) -> None:
     lines = [f"## modelctl report ({result.branch} @ {result.commit[:7]})", ""]
     lines += ["| signal | value |", "|---|---|"]
@@ -610,9 +624,7 @@ def report_markdown(result: Any) -> None:
             f"| fallback hit rate {f['route']} {f['stage']} | {f['per_million']:,} per million ({f['fallbacks']:,} of {f['requests']:,}) |"
         )
     for d in result.drift:
-        lines.append(
-            f"| dataset drift {d.route} | {_fmt(d.days, ' days')} ({d.dataset}, eval {d.eval_id}) |"
-        )
+        lines.append(f"| dataset drift {d.route} | {_fmt(d.days, ' days')} ({_drift_detail(d)}) |")
     if result.coverage and result.coverage["blind_spots"]:
         lines += [
             "",
@@ -703,9 +715,7 @@ def report_table(result: Any) -> None:
             ]
         )
     for d in result.drift:
-        rows.append(
-            [f"dataset drift {d.route}", _fmt(d.days, " days"), f"{d.dataset} (eval {d.eval_id})"]
-        )
+        rows.append([f"dataset drift {d.route}", _fmt(d.days, " days"), _drift_detail(d)])
     print_table(
         f"maturity report: {result.branch} @ {result.commit[:7]}",
         ["SIGNAL", "VALUE", "DETAIL"],

@@ -5,8 +5,8 @@
    rollback commit, and with traces to the first span served by the restored binding;
 3. regression-eval pass rate per release into the last stage of the path;
 4. fallback hit rate per million requests per route (with traces);
-5. dataset-version drift: days between the gating eval's dataset snapshot and the newest
-   production traffic (or now).
+5. dataset-version drift: days between the dataset snapshot of the eval that gated what
+   the last stage serves now and the newest production traffic (or now).
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ class Release:
 class Drift:
     route: str
     stage: str
-    eval_id: str
-    dataset: str
+    eval_id: str | None  # None: what the stage serves now was not gated by an eval
+    dataset: str | None
     snapshot_at: str | None
     newest_traffic: str
     days: float | None
@@ -142,15 +142,18 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
                 if since_t is not None and event.time < since_t:
                     continue
                 if event.action == "rollback":
-                    rollbacks.append(_rollback(route, stage, index, event, evals, cov))
+                    released = stage_events[index - 1].time if index else None
+                    rollbacks.append(_rollback(route, stage, index, event, released, evals, cov))
                 if stage == production and event.action in ("promote", "deploy") and event.binding:
                     releases.append(_release(route, stage, event, snapshot))
         live = by_stage.get(production, [])
-        gated = next((e for e in reversed(live) if e.trailers.get("eval")), None)
-        if gated is not None:
-            drift_item = _drift(route, production, gated, snapshot, newest)
-            if drift_item is not None:
-                drift.append(drift_item)
+        if live and live[-1].binding:
+            gated = _gating_event(live)
+            drift.append(
+                _drift(route, production, gated, snapshot, newest)
+                if gated is not None
+                else Drift(route, production, None, None, None, history.iso(int(newest)), None)
+            )
     minutes = [r.minutes for r in rollbacks if r.minutes is not None]
     traffic = [r.minutes_to_traffic for r in rollbacks if r.minutes_to_traffic is not None]
     gated_ok = [r for r in releases if r.verdict == "pass"]
@@ -181,16 +184,35 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
     )
 
 
-def _rollback(
-    route: str, stage: str, index: int, event: history.Event, evals: list[dict[str, Any]], cov: Any
-) -> Rollback:
+def _gating_event(stage_events: list[history.Event]) -> history.Event | None:
+    """The event whose eval gated what the stage serves now: the last event, or for a
+    rollback the event it restored (`Modelctl-Restores`); None when that was not gated."""
+    if not stage_events:
+        return None
+    live = stage_events[-1]
+    for _ in range(len(stage_events)):
+        restores = live.trailers.get("restores") if live.action == "rollback" else None
+        if not restores:
+            break
+        found = next((e for e in stage_events if e.tag == restores), None)
+        if found is None or found is live:
+            return None
+        live = found
+    return live if live.trailers.get("eval") and live.binding else None
+
+
+def _rollback(route: str, stage: str, index: int, event: history.Event, released: float | None,
+              evals: list[dict[str, Any]], cov: Any) -> Rollback:  # fmt: skip
+    """Detected at: the `Modelctl-Detected-At` trailer, else the latest failing eval of the
+    route and stage created after the rolled-back release went live (`released`) and before
+    the rollback; an older failing eval judged something else."""
     detected = _when(event.trailers.get("detected-at"))
     source: str | None = "Modelctl-Detected-At" if detected is not None else None
     if detected is None:
         failing = [
             e for e in evals
             if e["route"] == route and e["verdict"] == "fail" and e.get("stage") in (None, stage)
-            and (_when(e["created"]) or 0) <= event.time
+            and (released or 0) <= (_when(e["created"]) or 0) <= event.time
         ]  # fmt: skip
         if failing:
             latest = max(failing, key=lambda e: e["created"])
@@ -239,11 +261,11 @@ def _release(route: str, stage: str, event: history.Event, snapshot: Snapshot) -
 
 def _drift(
     route: str, stage: str, event: history.Event, snapshot: Snapshot, newest: float
-) -> Drift | None:
+) -> Drift:
     eval_id = event.trailers["eval"]
     entry = snapshot.entries.get(str(refs.eval_path(route, eval_id)))
-    if entry is None or entry.data is None:
-        return None
+    if entry is None or entry.data is None:  # the eval run named in the trailer is missing
+        return Drift(route, stage, eval_id, None, None, history.iso(int(newest)), None)
     dataset_ref = entry.data["dataset"]["ref"]
     dataset = snapshot.get(refs.parse_ref(dataset_ref, refs.Kind.DATASET))
     snap = dataset.data.get("snapshot_at") if dataset and dataset.data else None

@@ -28,6 +28,18 @@ def _duration(text: str) -> float:
         raise UsageError(f"--grace {text!r}: use seconds or a duration like 30s, 5m, 1h") from None
 
 
+def _time(text: str, flag: str) -> float:
+    from modelctl.errors import UsageError
+    from modelctl.history import parse_time
+
+    parsed = parse_time(text)
+    if parsed is None:
+        raise UsageError(
+            f"{flag} {text!r} is not an ISO 8601 time", hint="e.g. 2026-06-02T12:00:00Z"
+        )
+    return parsed[0].timestamp()
+
+
 @app.command("coverage")
 def coverage(
     traces: Annotated[
@@ -56,16 +68,22 @@ def coverage(
     skip_bad_lines: Annotated[
         bool, typer.Option(help="Count malformed lines instead of stopping.")
     ] = False,
+    assume_time: Annotated[
+        str | None,
+        typer.Option(help="Time (ISO 8601, UTC if no offset) for calls whose spans carry none."),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
     """Trace-to-version coverage, with the blind spots grouped by reason."""
     from modelctl import progress, render
     from modelctl.traces.coverage import coverage as core
 
+    assumed = _time(assume_time, "--assume-time") if assume_time else None
     with progress.bar("reading spans") as advance:
         result = core(
             location(), traces, fmt=format, stage=stage, strict=strict, default_stage=default_stage,
-            grace=_duration(grace), skip_bad_lines=skip_bad_lines, on_bytes=advance,
+            grace=_duration(grace), skip_bad_lines=skip_bad_lines, assume_time=assumed,
+            on_bytes=advance,
         )  # fmt: skip
     below = min_coverage is not None and result.coverage_pct < min_coverage
     if json_output:

@@ -15,7 +15,7 @@ from typing import Any
 
 from modelctl import history
 from modelctl.registry import Location, Snapshot
-from modelctl.traces.calls import Call
+from modelctl.traces.fields import Call
 
 REASONS = (
     "unknown-model",
@@ -157,6 +157,9 @@ class Context:
     default_stage: str
     grace: float = 0.0
     strict: bool = True
+    _route_cache: dict[tuple[str, str], tuple[str | None, str] | tuple[()]] = field(
+        default_factory=dict
+    )
 
     @classmethod
     def build(
@@ -187,31 +190,43 @@ class Context:
             default_stage, grace,
         )  # fmt: skip
 
-    def route_of(self, call: Call) -> tuple[str | None, str]:
-        """(route, how it was found) or (None, reason)."""
-        candidates: list[tuple[str | None, str | None]] = [(call.route_key, call.route_value)]
-        if call.http_route:
-            candidates.append(("http.route", call.http_route))
-        if call.service:
-            candidates.append(("service.name", call.service))
-        for key, value in candidates:
-            if not key or not value:
-                continue
-            if key in ("modelctl.route", "metadata.model_group") and value in self.routes:
-                return value, key
-            matched = self.matchers.get((key, value), set())
-            if len(matched) > 1:
-                return None, "ambiguous-route"
-            if matched:
-                return next(iter(matched)), f"match:{key}"
-            if value in self.routes and key not in ("http.route", "service.name"):
-                return value, key
-        return None, "no-route"
+    def route(self, candidates: list[tuple[int, int, str, str]]) -> tuple[str | None, str, int]:
+        """The first candidate (in priority order) that names a route: `modelctl.route` by
+        its value, every other key through the routes' `match:` blocks. A value two routes
+        match is `ambiguous-route`; nothing matching is `no-route`."""
+        cache = self._route_cache
+        for rank, _scope, key, value in candidates:
+            found = cache.get((key, value))
+            if found is None:
+                found = cache[(key, value)] = self._match(key, value)
+            if found:
+                route, how = found
+                return route, how, rank
+        return None, "no-route", -1
 
-    def stage_of(self, call: Call) -> str:
-        if call.stage_value:
-            return self.stage_aliases.get(call.stage_value, call.stage_value)
-        return self.default_stage
+    def _match(self, key: str, value: str) -> tuple[str | None, str] | tuple[()]:
+        if key == "modelctl.route" and value in self.routes:
+            return value, key
+        if key in ("metadata.model_group", "model_group"):
+            # `modelctl export litellm` names each model group after its route, and each
+            # fallback group `<route>/fallback-N`: a gateway alias modelctl itself wrote.
+            group = _FALLBACK_GROUP.sub("", value)
+            if group in self.routes:
+                return group, key
+        matched = self.matchers.get((key, value), set())
+        if len(matched) > 1:
+            return None, "ambiguous-route"
+        if matched:
+            return next(iter(matched)), f"match:{key}"
+        return ()
+
+    def stage(self, value: str | None) -> str:
+        if value is None:
+            return self.default_stage
+        return self.stage_aliases.get(value, value)
+
+
+_FALLBACK_GROUP = re.compile(r"/fallback-[0-9]+$")
 
 
 def binding_entries(binding: dict[str, Any] | None) -> tuple[set[str], set[str], set[str]]:
@@ -228,6 +243,22 @@ def binding_entries(binding: dict[str, Any] | None) -> tuple[set[str], set[str],
     return primary, backup, prompts
 
 
+def live_reason(
+    binding: dict[str, Any] | None, model: str | None, prompt: str | None
+) -> str | None:
+    """Why (model, prompt) is not what `binding` serves, or None when it is: the model must be
+    a target or a fallback step, and a prompt the call names must be the one that entry pins
+    (an entry that pins no prompt accepts any)."""
+    entries = [*(binding or {}).get("targets", []), *(binding or {}).get("fallback", [])]
+    pinned = [e.get("prompt") for e in entries if e["model"] == model]
+    if not pinned:
+        names = {str(e["model"]).partition("@")[0] for e in entries}
+        return "version-not-live" if model and model.partition("@")[0] in names else "off-registry"
+    if prompt is not None and None not in pinned and prompt not in pinned:
+        return "prompt-not-live"
+    return None
+
+
 @dataclass
 class Verdict:
     model: str | None  # name@version when resolved
@@ -238,7 +269,8 @@ class Verdict:
     fallback: bool
     fallback_source: str | None
     event: history.Event | None = None
-    conflict: bool = False
+    conflict: bool = False  # an explicit modelctl.fallback=false against derived evidence
+    in_grace: bool = False  # covered only by the binding before a change, within --grace
 
 
 def _prompt(
@@ -247,16 +279,14 @@ def _prompt(
     """(prompt ref, known?) — None when the call names no prompt."""
     if stamp:
         if "@" not in stamp:
-            return None, False
+            return stamp, False
         pname, _, pversion = stamp.partition("@")
-        ref = f"{pname}@{pversion}"
-        return ref, f"prompts/{pname}/{pversion}.yaml" in ctx.snapshot.entries
+        return stamp, f"prompts/{pname}/{pversion}.yaml" in ctx.snapshot.entries
     if not name:
         return None, None
     if version is None:
-        return None, False
-    ref = f"{name}@{version}"
-    return ref, f"prompts/{name}/{version}.yaml" in ctx.snapshot.entries
+        return name, False
+    return f"{name}@{version}", f"prompts/{name}/{version}.yaml" in ctx.snapshot.entries
 
 
 def attribute(
@@ -287,11 +317,11 @@ def attribute(
         reason = "unknown-model"
     event = ctx.timelines.event(route, stage, interval) if route else None
     binding = event.binding if event else None
-    primary, backup, prompts = binding_entries(binding)
     if model is None and candidates:
         if len(candidates) == 1:
             model = f"{candidates[0][0]}@{candidates[0][1]}"
         else:
+            primary, backup, _ = binding_entries(binding)
             live = [f"{n}@{v}" for n, v in candidates if f"{n}@{v}" in primary | backup]
             if len(live) == 1:
                 model = live[0]
@@ -304,6 +334,7 @@ def attribute(
     name_ok = (reason is None and model is not None) or reason == "ambiguous-model"
     # 2. Was it what the route and stage were bound to at the time?
     strict_reason: str | None = reason
+    graced = False
     if strict_reason is None:
         if route is None:
             strict_reason = route_reason
@@ -311,23 +342,16 @@ def attribute(
             strict_reason = "no-time"
         elif binding is None:
             strict_reason = "no-stage-binding"
-        elif model not in primary | backup:
-            previous = ctx.timelines.event(route, stage, interval - 1) if in_grace else None
-            p_primary, p_backup, p_prompts = binding_entries(previous.binding if previous else None)
-            if model in p_primary | p_backup and (prompt is None or prompt in p_prompts):
-                pass  # inside the grace period after a switch: the old binding still counts
-            else:
-                names = {m.partition("@")[0] for m in primary | backup}
-                strict_reason = (
-                    "version-not-live"
-                    if model and model.partition("@")[0] in names
-                    else "off-registry"
-                )
-        elif prompt is not None and prompt not in prompts:
-            strict_reason = "prompt-not-live"
+        else:
+            strict_reason = live_reason(binding, model, prompt)
+            if strict_reason is not None and in_grace:
+                previous = ctx.timelines.event(route, stage, interval - 1)
+                if previous is not None and live_reason(previous.binding, model, prompt) is None:
+                    strict_reason, graced = None, True
     # 3. Was it a fallback?
     fallback, source, conflict = call.fallback, call.fallback_source, False
     derived: tuple[bool, str] | None = None
+    primary, backup, _ = binding_entries(binding)
     if model is not None and binding is not None and model not in primary and model in backup:
         derived = (True, "registry")
     elif call.failed_sibling and call.model not in call.sibling_models:
@@ -349,4 +373,5 @@ def attribute(
         source,
         event,
         conflict,
+        graced,
     )

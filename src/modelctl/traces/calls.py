@@ -1,375 +1,301 @@
-"""From spans to model calls: which spans count, and what each says about route, stage,
-model, prompt, provider and fallback (docs/traces.md, "Which keys are read").
+"""From a batch of spans to counted model calls: the leaf rule, route and stage from the span,
+its resource and its ancestors, and failed-sibling fallbacks (docs/traces.md).
 
-A batch of spans (one export request) is handled as a unit: the leaf rule, ancestor lookups
-and failed-sibling fallbacks are resolved inside it, with a bounded memory of route and stage
-stamps from earlier batches of the same trace.
+A batch (one export request) is handled as a unit. Across batches a bounded `Memory` carries
+what a later batch may need: the route/stage keys of recent spans (for a child read after its
+parent), calls whose ancestors have not arrived yet (a child read before its parent: they
+wait), and marks on missing parents of counted calls (so that a wrapper read later is not
+counted twice).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
-from modelctl.traces.spans import Span
+from modelctl.traces.fields import Call, Keys
+from modelctl.traces.spans import Batch, ReadStats, Span, normalise_id, otlp_parent, otlp_start
 
-EXCLUDED_OPERATIONS = frozenset(
-    ["invoke_agent", "create_agent", "invoke_workflow", "execute_tool", "plan", "retrieval",
-     "create_memory", "update_memory", "search_memory", "delete_memory"]
-)  # fmt: skip
-_OPENINFERENCE = {"LLM": "chat", "EMBEDDING": "embeddings", "RERANKER": "rerank"}
-_NOT_MODEL_KINDS = frozenset(["workflow", "task", "agent", "tool"])
+MAX_HOPS = 64  # ancestor walks stop here (a cycle in broken data must not loop forever)
+DECISIONS = 4096  # route/stage decisions cached by the keys they were made from
 
-SERVED_KEYS = (
-    "gen_ai.response.model",
-    "llm.response.model_name",
-    "hidden_params.litellm_model_name",
-    "llm.model_name",
-    "langfuse.observation.model.name",
-    "embedding.model_name",
-    "reranker.model_name",
-)
-REQUESTED_KEYS = ("gen_ai.request.model", "llm.request.model_name")
-LENIENT_KEYS = ("llm.model.name", "llm.request.model", "llm.response.model", "gen_ai.model")
-PROMPT_KEYS = (
-    ("gen_ai.prompt.name", "gen_ai.prompt.version"),
-    ("langfuse.observation.prompt.name", "langfuse.observation.prompt.version"),
-    ("traceloop.prompt.key", "traceloop.prompt.version"),
-    ("gen_ai.prompt.template.name", "gen_ai.prompt.template.version"),
-    ("llm.prompt_template.name", "llm.prompt_template.version"),
-)
-PROVIDER_KEYS = ("gen_ai.provider.name", "gen_ai.system", "llm.provider", "llm.system")
-ROUTE_KEYS = (
-    "modelctl.route",
-    "metadata.model_group",
-    "gen_ai.workflow.name",
-    "gen_ai.agent.name",
-    "traceloop.association.properties.route",
-    "traceloop.workflow.name",
-    "langfuse.trace.name",
-)
-STAGE_RESOURCE_KEYS = ("deployment.environment.name", "deployment.environment")
-STAGE_SPAN_KEYS = ("langfuse.environment", "environment")
+
+class Resolver(Protocol):
+    """Maps what spans say to registry names (implemented by attribution.Context)."""
+
+    def route(self, candidates: list[tuple[int, int, str, str]]) -> tuple[str | None, str, int]:
+        """(route, how it was found, rank of the deciding key) or (None, reason, rank/-1)."""
+        ...
+
+    def stage(self, value: str | None) -> str:
+        """The registry stage for an environment name (aliases mapped), or the default."""
+        ...
+
+
+# --- memory across batches ----------------------------------------------------------------------
 
 
 @dataclass(slots=True)
-class Call:
-    """One counted model call, with everything attribution needs (no registry lookups yet)."""
+class Parked:
+    """A call waiting for an ancestor that may name its route or stage (or a bare mark)."""
 
     trace_id: str
-    span_id: str
-    time: float | None
-    time_source: str
-    route_value: str | None  # as found; mapped to a registry route later
-    route_key: str | None
-    stage_value: str | None
-    stage_key: str | None
-    model: str | None  # served model string (or requested, when nothing served is reported)
-    model_key: str | None
-    served_inferred: bool
-    stamp: str | None  # modelctl.model: name@version
-    prompt_name: str | None
-    prompt_version: str | None
-    prompt_stamp: str | None  # modelctl.prompt
-    provider: str | None
-    fallback: bool | None  # explicit (attribute or gateway evidence); None when unknown
-    fallback_source: str | None
-    error: bool
-    end: float | None
-    count: int = 1
-    failed_sibling: bool = False  # a failed model call came first under the same parent
-    http_route: str | None = None
-    service: str | None = None
-    sibling_models: tuple[str, ...] = ()  # model strings of failed earlier siblings
-    source: str = ""
+    call: Call | None  # None: a mark (a counted call lies below the missing span)
+    scopes: list[Keys | None]  # keys of the span, its resource and the ancestors seen so far
 
 
-def _get(span: Span, keys: Iterable[str]) -> tuple[Any, str | None]:
-    for key in keys:
-        value = span.attrs.get(key)
-        if value not in (None, ""):
-            return value, key
-    return None, None
+class Memory:
+    """Bounded state between batches (docs/traces.md, "Bounded memory").
 
-
-def operation(span: Span) -> str | None:
-    """The GenAI operation, or "" when unknown, or None for spans that are not model calls."""
-    attrs = span.attrs
-    op = attrs.get("gen_ai.operation.name") or attrs.get("llm.request.type")
-    if op:
-        return None if op in EXCLUDED_OPERATIONS else str(op)
-    kind = attrs.get("openinference.span.kind")
-    if kind:
-        return _OPENINFERENCE.get(str(kind).upper())
-    kind = attrs.get("gen_ai.span.kind") or attrs.get("fi.span.kind")
-    if kind:
-        mapped = _OPENINFERENCE.get(str(kind).upper())
-        return mapped if mapped else None
-    if str(attrs.get("traceloop.span.kind", "")).lower() in _NOT_MODEL_KINDS:
-        return None
-    if attrs.get("langfuse.observation.type") not in (None, "GENERATION"):
-        return None
-    return ""
-
-
-def model_string(span: Span, lenient: bool) -> tuple[str | None, str | None, bool]:
-    value, key = _get(span, SERVED_KEYS)
-    if value is not None:
-        return str(value), key, False
-    value, key = _get(span, REQUESTED_KEYS)
-    if value is not None:
-        return str(value), key, True
-    if lenient:
-        value, key = _get(span, LENIENT_KEYS)
-        if value is not None:
-            return str(value), key, True
-    return None, None, False
-
-
-def _truthy(value: Any) -> bool | None:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, int | float):
-        return value != 0
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "1", "yes"):
-            return True
-        if lowered in ("false", "0", "no", ""):
-            return False
-    return None
-
-
-def _positive(value: Any) -> bool:
-    try:
-        return float(value) > 0
-    except (TypeError, ValueError):
-        return False
-
-
-def explicit_fallback(span: Span) -> tuple[bool | None, str | None]:
-    attrs = span.attrs
-    if "modelctl.fallback" in attrs:
-        flag = _truthy(attrs["modelctl.fallback"])
-        if flag is not None:
-            return flag, "modelctl.fallback"
-    for key in (
-        "metadata.attempted_fallbacks",
-        "http.response.header.x-litellm-attempted-fallbacks",
-    ):
-        if key in attrs and _positive(attrs[key]):
-            return True, key
-    original, group = attrs.get("metadata.original_model_group"), attrs.get("metadata.model_group")
-    if original and group and original != group:
-        return True, "metadata.original_model_group"
-    index = attrs.get("http.response.header.x-portkey-last-used-option-index")
-    if index not in (None, "") and str(index) != "0":
-        return True, "x-portkey-last-used-option-index"
-    return None, None
-
-
-def prompt_of(span: Span) -> tuple[str | None, str | None, str | None]:
-    stamp = span.attrs.get("modelctl.prompt")
-    if stamp:
-        return None, None, str(stamp)
-    for name_key, version_key in PROMPT_KEYS:
-        name = span.attrs.get(name_key)
-        if name:
-            version = span.attrs.get(version_key)
-            if version is None and name_key == "traceloop.prompt.key":
-                version = span.attrs.get("traceloop.prompt.version_name")
-            return str(name), None if version in (None, "") else str(version), None
-    return None, None, None
-
-
-class TraceMemory:
-    """Route and stage stamps of recent spans, by trace, for ancestors in earlier batches.
-
-    Bounded: the oldest traces are forgotten first, so memory stays flat on huge files.
+    * recent keys: route/stage keys (and parent) of spans that carry any, in two generations
+      of at least `keys_limit` entries each (a batch is added whole), by span id (the trace
+      id is checked on recall);
+    * waiting: calls and marks waiting for a span id, first in first out, at most
+      `waiting_limit`; beyond it the oldest calls are decided with what is known.
     """
 
-    def __init__(self, limit: int = 20_000) -> None:
-        self.limit = limit
-        self.traces: OrderedDict[
-            str, dict[str, tuple[str | None, str | None, str | None, str | None]]
-        ] = OrderedDict()
+    def __init__(self, keys_limit: int = 4096, waiting_limit: int = 10_000) -> None:
+        self.keys_limit = keys_limit
+        self.waiting_limit = waiting_limit
+        self.keys_new: dict[str, tuple[str, Keys, str | None]] = {}  # as Batch.keys
+        self.keys_old: dict[str, tuple[str, Keys, str | None]] = {}
+        self.waiting: dict[str, list[Parked]] = {}
+        self.waiting_count = 0
+        self.evicted = 0  # calls decided early because the waiting room was full
+        # (chain complete?, keys of span, resource, ancestors...) -> _decide's answer
+        self.decisions: dict[tuple[Any, ...], tuple[str | None, str, str, bool]] = {}
 
-    def remember(
-        self, span: Span, info: tuple[str | None, str | None, str | None, str | None]
-    ) -> None:
-        spans = self.traces.get(span.trace_id)
-        if spans is None:
-            spans = self.traces[span.trace_id] = {}
-            if len(self.traces) > self.limit:
-                self.traces.popitem(last=False)
-        spans[span.span_id] = info
+    def recall(self, trace_id: str, span_id: str) -> tuple[Keys, str | None] | None:
+        found = self.keys_new.get(span_id) or self.keys_old.get(span_id)
+        if found is None or found[0] != trace_id:
+            return None
+        return found[1], found[2]
 
-    def lookup(
-        self, trace_id: str, span_id: str
-    ) -> tuple[str | None, str | None, str | None, str | None] | None:
-        spans = self.traces.get(trace_id)
-        return spans.get(span_id) if spans else None
+    def wait(self, span_id: str, parked: Parked, resolver: Resolver, out: list[Call]) -> None:
+        self.waiting.setdefault(span_id, []).append(parked)
+        self.waiting_count += 1
+        while self.waiting_count > self.waiting_limit:
+            oldest = next(iter(self.waiting))
+            for item in self.waiting.pop(oldest):
+                self.waiting_count -= 1
+                if item.call is not None:
+                    self.evicted += 1
+                    out.append(_decided(item, resolver))
+
+    def drain(self, resolver: Resolver) -> list[Call]:
+        """At the end of input: every waiting call, decided with what is known."""
+        out = [_decided(p, resolver) for items in self.waiting.values() for p in items if p.call]
+        self.waiting.clear()
+        self.waiting_count = 0
+        return out
 
 
-def calls_in(batch: list[Span], memory: TraceMemory, *, lenient: bool = True) -> list[Call]:
-    """The counted model calls of one batch (leaf rule applied), with inherited context."""
-    by_id = {(s.trace_id, s.span_id): s for s in batch if s.span_id}
-    model_spans = []
-    for span in batch:
-        op = operation(span)
-        if op is None:
+def remember(batch: Batch, memory: Memory) -> None:
+    """Keep the route and stage keys of a batch's spans for their children in later batches."""
+    recent = memory.keys_new
+    if len(recent) >= memory.keys_limit:
+        memory.keys_old, recent = recent, {}
+        memory.keys_new = recent
+    recent.update(batch.keys)
+
+
+# --- route and stage ----------------------------------------------------------------------------
+
+
+def _decide(scopes: list[Keys | None], complete: bool,
+            resolver: Resolver) -> tuple[str | None, str, str, bool]:  # fmt: skip
+    """(route, how, registry stage, final?) from scopes nearest first (the span, its resource,
+    its ancestors): for each key in priority order, the nearest scope that has it. Final
+    when the whole chain to the root was seen, or when the deciding keys are the top ones
+    (modelctl.route and modelctl.stage), which nothing farther away can outrank."""
+    routes: list[tuple[int, int, str, str]] = []
+    stage: tuple[int, int, str] | None = None
+    for i, keys in enumerate(scopes):
+        if keys is None:
             continue
-        has_model = span.attrs.get("modelctl.model") or model_string(span, lenient)[0]
-        if has_model:
-            model_spans.append(span)
-    # Leaf rule: a model span with a model-span descendant is a wrapper; count the innermost.
-    model_ids = {(s.trace_id, s.span_id) for s in model_spans}
-    wrappers: set[tuple[str, str]] = set()
-    for span in model_spans:
-        parent = span.parent_id
-        seen = 0
-        while parent and seen < 64:
-            key = (span.trace_id, parent)
-            if key in model_ids:
-                wrappers.add(key)
-            up = by_id.get(key)
-            parent = up.parent_id if up else None
-            seen += 1
+        for rank, key, value in keys[0]:
+            routes.append((rank, i, key, value))
+        if keys[1]:
+            first = keys[1][0]  # each scope's stage keys are sorted by rank
+            if stage is None or first[0] < stage[0]:
+                stage = (first[0], i, first[2])
+    if routes:
+        routes.sort()
+        route, how, rank = resolver.route(routes)
+    else:
+        route, how, rank = None, "no-route", -1
+    final = complete or (rank == 0 and stage is not None and stage[0] == 0)
+    return route, how, resolver.stage(stage[2] if stage else None), final
 
-    def context(span: Span) -> tuple[str | None, str | None, str | None, str | None]:
-        route, route_key = _get(span, ROUTE_KEYS)
-        stage = span.attrs.get("modelctl.stage")
-        http = span.attrs.get("http.route") if span.kind == "server" else None
-        return (
-            f"{route_key}={route}" if route else None,
-            f"modelctl.stage={stage}" if stage else None,
-            str(http) if http else None,
-            None,
-        )
 
-    for span in batch:
-        info = context(span)
-        if info[0] or info[1] or info[2]:
-            memory.remember(span, info)
+def _decided(parked: Parked, resolver: Resolver) -> Call:
+    call = parked.call
+    assert call is not None
+    call.route, call.route_how, call.stage, _ = _decide(parked.scopes, True, resolver)
+    return call
 
-    counted = [s for s in model_spans if (s.trace_id, s.span_id) not in wrappers]
-    out = []
-    for span in counted:
-        out.append(_call(span, by_id, memory, lenient))
-    _sibling_fallbacks(out, by_id)
+
+def _parent(node: Any, stats: ReadStats, canonical: bool) -> str | None:
+    if isinstance(node, Span):
+        return node.parent_id
+    if canonical:  # the common case, inlined: the parent id as it is
+        return node.get("parentSpanId") or None
+    return otlp_parent(node, stats)
+
+
+def _walk(trace_id: str, parent: str | None, batch: Batch, model_ids: set[str],
+          memory: Memory, stats: ReadStats) -> tuple[list[Keys | None], str | None, list[str]]:  # fmt: skip
+    """(keys of the ancestors nearest first, the first ancestor not found, ancestors that are
+    model spans). Ancestors are looked up in the batch, then among remembered keys."""
+    found_keys: list[Keys | None] = []
+    models: list[str] = []
+    nodes, keys, canonical = batch.nodes, batch.keys, batch.canonical
+    hops = 0
+    while parent and hops < MAX_HOPS:
+        hops += 1
+        node = nodes.get(parent)
+        if node is None and batch.index_all(stats):  # a span without keys, not indexed yet
+            node = nodes.get(parent)
+        if node is not None:
+            if parent in model_ids:
+                models.append(parent)
+            found = keys.get(parent)
+            if found is not None:
+                found_keys.append(found[1])
+                parent = found[2]
+            else:
+                found_keys.append(None)
+                parent = _parent(node, stats, canonical)
+            continue
+        remembered = memory.recall(trace_id, parent)
+        if remembered is None:
+            return found_keys, parent, models
+        found_keys.append(remembered[0])
+        parent = remembered[1]
+    return found_keys, None, models
+
+
+def _ancestor_time(
+    call: Call, batch: Batch, now: float, stats: ReadStats, start: str | None
+) -> None:
+    """A call whose span has no usable time takes its nearest ancestor's start."""
+    batch.index_all(stats)
+    parent, hops = start, 0
+    while parent and hops < MAX_HOPS:
+        node = batch.nodes.get(parent)
+        if node is None:
+            return
+        t = node.start if isinstance(node, Span) else otlp_start(node, now, stats)
+        if t is not None:
+            call.time, call.time_source = t, "ancestor"
+            return
+        parent, hops = _parent(node, stats, batch.canonical), hops + 1
+
+
+# --- a batch -------------------------------------------------------------------------------------
+
+
+def calls_in(batch: Batch, memory: Memory, resolver: Resolver, *, now: float = 0.0,
+             stats: ReadStats | None = None) -> list[Call]:  # fmt: skip
+    """The counted model calls decided by this batch: its own, and earlier ones whose
+    ancestors arrived in it. The leaf rule applies: a model span with a model-span descendant
+    is a wrapper (a framework span over the SDK span) and is not counted."""
+    stats = stats if stats is not None else ReadStats()
+    out: list[Call] = []
+    models = batch.models
+    model_ids = {c.span_id for c in models}
+    wrappers: set[str] = set()
+    if memory.waiting:
+        batch.index_all(stats)  # what waits may wait for any span
+        _resume(batch, memory, resolver, model_ids, wrappers, out, now, stats)
+    walks = []
+    seen: dict[tuple[str, str | None], tuple[list[Keys | None], str | None, list[str]]] = {}
+    for call in models:
+        where = (call.trace_id, call.parent_id)  # calls under one parent share their ancestors
+        walk = seen.get(where)
+        if walk is None:
+            walk = seen[where] = _walk(
+                call.trace_id, call.parent_id, batch, model_ids, memory, stats
+            )
+            if walk[2]:
+                wrappers.update(walk[2])
+        walks.append((call, walk))
+    failed = False
+    keys = batch.keys
+    decisions = memory.decisions
+    for call, (ancestors, missing, _) in walks:
+        if wrappers and call.span_id in wrappers:
+            continue
+        failed = failed or call.error
+        own = keys.get(call.span_id)
+        scopes = [own[1] if own is not None else None, call.resource_keys, *ancestors]
+        if call.time is None:
+            _ancestor_time(call, batch, now, stats, call.parent_id)
+        signature = (missing is None, *scopes)
+        decision = decisions.get(signature)
+        if decision is None:
+            if len(decisions) >= DECISIONS:
+                decisions.clear()
+            decision = decisions[signature] = _decide(scopes, missing is None, resolver)
+        route, how, stage, final = decision
+        if not final and missing is not None:
+            memory.wait(missing, Parked(call.trace_id, call, scopes), resolver, out)
+            continue
+        call.route, call.route_how, call.stage = route, how, stage
+        out.append(call)
+        if missing is not None:  # mark it: the wrapper may come in a later batch
+            memory.wait(missing, Parked(call.trace_id, None, []), resolver, out)
+    if failed:
+        _sibling_fallbacks([c for c, _ in walks if c.span_id not in wrappers])
+    remember(batch, memory)
     return out
 
 
-def _inherited(
-    span: Span, by_id: dict[tuple[str, str], Span], memory: TraceMemory
-) -> tuple[str | None, str | None, str | None]:
-    """(route key=value, stage key=value, http.route) from the nearest ancestors."""
-    route = stage = http = None
-    parent = span.parent_id
-    hops = 0
-    while parent and hops < 64 and not (route and stage and http):
-        key = (span.trace_id, parent)
-        up = by_id.get(key)
-        if up is not None:
-            value, which = _get(up, ROUTE_KEYS)
-            if route is None and value:
-                route = f"{which}={value}"
-            if stage is None and up.attrs.get("modelctl.stage"):
-                stage = f"modelctl.stage={up.attrs['modelctl.stage']}"
-            if http is None and up.kind == "server" and up.attrs.get("http.route"):
-                http = str(up.attrs["http.route"])
-            parent = up.parent_id
-        else:
-            remembered = memory.lookup(span.trace_id, parent)
-            if remembered is not None:
-                route = route or remembered[0]
-                stage = stage or remembered[1]
-                http = http or remembered[2]
-            break
-        hops += 1
-    return route, stage, http
+def _trace_of(node: Any, stats: ReadStats) -> str:
+    if isinstance(node, Span):
+        return node.trace_id
+    return normalise_id(node.get("traceId"), 32, stats)
 
 
-def _call(
-    span: Span, by_id: dict[tuple[str, str], Span], memory: TraceMemory, lenient: bool
-) -> Call:
-    route, route_key = _get(span, ROUTE_KEYS)
-    route_text = f"{route_key}={route}" if route else None
-    stage_text: str | None = None
-    if span.attrs.get("modelctl.stage"):
-        stage_text = f"modelctl.stage={span.attrs['modelctl.stage']}"
-    inherited_route, inherited_stage, http = _inherited(span, by_id, memory)
-    route_text = route_text or inherited_route
-    stage_text = stage_text or inherited_stage
-    if stage_text is None:
-        for key in STAGE_RESOURCE_KEYS:
-            if span.resource.get(key):
-                stage_text = f"{key}={span.resource[key]}"
-                break
-    if stage_text is None:
-        for key in STAGE_SPAN_KEYS:
-            if span.attrs.get(key):
-                stage_text = f"{key}={span.attrs[key]}"
-                break
-    if route_text is None and span.resource.get("modelctl.route"):
-        route_text = f"modelctl.route={span.resource['modelctl.route']}"
-    model, model_key, inferred = model_string(span, lenient)
-    stamp = span.attrs.get("modelctl.model")
-    version = span.attrs.get("modelctl.model.version")
-    if stamp and "@" not in str(stamp) and version:
-        stamp = f"{stamp}@{version}"
-    prompt_name, prompt_version, prompt_stamp = prompt_of(span)
-    provider, _ = _get(span, PROVIDER_KEYS)
-    fallback, fallback_source = explicit_fallback(span)
-    route_value, route_from = _split(route_text)
-    stage_value, stage_from = _split(stage_text)
-    return Call(
-        trace_id=span.trace_id,
-        span_id=span.span_id,
-        time=span.start,
-        time_source=span.time_source,
-        route_value=route_value,
-        route_key=route_from,
-        stage_value=stage_value,
-        stage_key=stage_from,
-        model=model,
-        model_key=model_key,
-        served_inferred=inferred,
-        stamp=str(stamp) if stamp else None,
-        prompt_name=prompt_name,
-        prompt_version=prompt_version,
-        prompt_stamp=prompt_stamp,
-        provider=str(provider).lower() if provider else None,
-        fallback=fallback,
-        fallback_source=fallback_source,
-        error=span.error,
-        end=span.end,
-        count=span.count,
-        http_route=http,
-        service=str(span.resource.get("service.name"))
-        if span.resource.get("service.name")
-        else None,
-        source=span.source,
-    )
+def _resume(batch: Batch, memory: Memory, resolver: Resolver, model_ids: set[str],
+            wrappers: set[str], out: list[Call], now: float, stats: ReadStats) -> None:  # fmt: skip
+    """Spans of this batch that earlier calls (or marks) wait for."""
+    waiting, nodes = memory.waiting, batch.nodes
+    small, large = (waiting, nodes) if len(waiting) < len(nodes) else (nodes, waiting)
+    for span_id in [s for s in small if s in large]:
+        node = nodes[span_id]
+        trace_id = _trace_of(node, stats)
+        items = waiting.pop(span_id)
+        memory.waiting_count -= len(items)
+        # the arrived span is the first ancestor of what waits for it
+        ancestors, missing, wrapped = _walk(trace_id, span_id, batch, model_ids, memory, stats)
+        for parked in items:
+            if parked.trace_id != trace_id:  # the same span id in another trace
+                memory.wait(span_id, parked, resolver, out)
+                continue
+            wrappers.update(wrapped)
+            call = parked.call
+            if call is None:
+                if missing is not None:
+                    memory.wait(missing, parked, resolver, out)
+                continue
+            parked.scopes.extend(ancestors)
+            if call.time is None:
+                _ancestor_time(call, batch, now, stats, span_id)
+            route, how, stage, final = _decide(parked.scopes, missing is None, resolver)
+            if not final and missing is not None:
+                memory.wait(missing, parked, resolver, out)
+                continue
+            call.route, call.route_how, call.stage = route, how, stage
+            out.append(call)
 
 
-def _split(text: str | None) -> tuple[str | None, str | None]:
-    if text is None:
-        return None, None
-    key, _, value = text.partition("=")
-    return value, key
-
-
-def _sibling_fallbacks(calls: list[Call], by_id: dict[tuple[str, str], Span]) -> None:
+def _sibling_fallbacks(calls: list[Call]) -> None:
     """Mark calls that come after a failed model call under the same parent."""
     groups: dict[tuple[str, str | None], list[Call]] = {}
     for call in calls:
-        span = by_id.get((call.trace_id, call.span_id))
-        parent = span.parent_id if span else None
         if call.trace_id:
-            groups.setdefault((call.trace_id, parent), []).append(call)
+            groups.setdefault((call.trace_id, call.parent_id), []).append(call)
     for siblings in groups.values():
         if len(siblings) < 2:
             continue

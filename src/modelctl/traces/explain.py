@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -10,7 +12,8 @@ from modelctl.errors import UsageError
 from modelctl.registry import Location, snapshot_at
 from modelctl.traces import spans as span_io
 from modelctl.traces.attribution import Context, attribute
-from modelctl.traces.calls import Call, TraceMemory, calls_in
+from modelctl.traces.calls import Memory, calls_in
+from modelctl.traces.fields import Call
 
 
 @dataclass
@@ -73,6 +76,15 @@ def _answer(calls: list[Call], by_id: dict[str, span_io.Span]) -> Call | None:
     return max(good, key=lambda c: (c.end or c.time or 0.0, c.time or 0.0))
 
 
+def _needles(trace_id: str) -> tuple[str, ...]:
+    """Strings one of which a line holding the trace must contain (hex, either case, or
+    base64 as protobuf's JSON mapping writes ids)."""
+    out = [trace_id, trace_id.upper()]
+    with contextlib.suppress(ValueError):
+        out.append(base64.b64encode(bytes.fromhex(trace_id)).decode())
+    return tuple(out)
+
+
 def explain(
     loc: Location,
     trace_id: str,
@@ -82,33 +94,34 @@ def explain(
 ) -> Explanation:
     wanted = trace_id.strip().lower()
     found: list[span_io.Span] = []
-    for batch in span_io.read_batches(files, fmt):
+    for batch in span_io.read_batches(files, fmt, needles=_needles(wanted)):
         found.extend(s for s in batch if s.trace_id == wanted)
     if not found:
         raise UsageError(
             f"trace {trace_id} is not in {', '.join(files)}", hint="check the id (32 hex digits)"
         )
     unique = {s.span_id: s for s in found}
-    calls = calls_in(list(unique.values()), TraceMemory())
+    snapshot = snapshot_at(loc)
+    ctx = Context.build(loc, snapshot, snapshot.commit, default_stage)
+    memory = Memory()
+    calls = calls_in(span_io.batch_of(list(unique.values())), memory, ctx)
+    calls += memory.drain(ctx)
     if not calls:
         raise UsageError(
             f"trace {trace_id} has no model calls", hint="see docs/traces.md for which spans count"
         )
-    snapshot = snapshot_at(loc)
-    ctx = Context.build(loc, snapshot, snapshot.commit, default_stage)
-    calls.sort(key=lambda c: c.time or 0.0)
+    calls.sort(key=lambda c: (c.time or 0.0, c.end or 0.0))
     answer = _answer(calls, unique) or calls[-1]
     attempts = []
     verdicts = {}
     for call in calls:
-        route, how = ctx.route_of(call)
-        stage = ctx.stage_of(call)
+        route, stage = call.route, call.stage
         interval = (
             ctx.timelines.interval(route, stage, call.time)
             if route and call.time is not None
             else -1
         )
-        verdict = attribute(ctx, route, how, stage, interval, False, call)
+        verdict = attribute(ctx, route, call.route_how, stage, interval, False, call)
         verdicts[call.span_id] = (route, stage, verdict)
         attempts.append(
             Attempt(
