@@ -238,6 +238,23 @@ def test_unattested_change_shows_in_history(repo: Path) -> None:
     assert payload["seq"] == 2
 
 
+def test_history_cached_on_a_merged_side_branch_is_not_reused(repo: Path) -> None:
+    deploy_dev(repo)
+    git(repo, "switch", "-q", "-c", "side")
+    side = deploy_dev(repo, ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"])
+    run(repo, "history", "support-bot")  # caches the route's events as of the side branch
+    run(repo, "status")
+    git(repo, "switch", "-q", "main")
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge side", "side")
+    merge = git(repo, "rev-parse", "HEAD")
+    # On main's first-parent history the change arrives with the merge, not the side commit.
+    events = run(repo, "history", "support-bot")["events"]
+    assert [(e["commit"], e["action"]) for e in events][1:] == [(merge, "unattested")]
+    assert side["commit"] not in {e["commit"] for e in events}
+    status = run(repo, "status")["routes"][0]["stages"][0]
+    assert status["event"]["commit"] == merge
+
+
 def test_resolve_at_before_and_after_each_event(repo: Path) -> None:
     old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
     deploy_dev(repo, old, env=at(1))

@@ -587,6 +587,88 @@ def test_since_reports_only_findings_after_the_revision(repo: Path) -> None:
     assert bad.exit_code == 2 and "is not a commit or tag" in bad.stderr
 
 
+def verify_fresh(repo: Path, *args: str) -> tuple[int, Any]:
+    """verify with no checkpoint to resume from (its caches deleted first)."""
+    shutil.rmtree(repo / ".git" / "modelctl", ignore_errors=True)
+    return verify(repo, *args)
+
+
+def without_time(result: tuple[int, Any]) -> tuple[int, Any]:
+    code, payload = result
+    return code, {k: v for k, v in payload.items() if k != "seconds"}
+
+
+@pytest.fixture
+def small_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Checkpoints that keep two commits, so tests can reach past them."""
+    monkeypatch.setattr("modelctl.verify.WINDOW", 2)
+
+
+def history_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records the revisions verify reads the history of (`A..B` when it resumes)."""
+    import modelctl.verify as core
+
+    calls: list[str] = []
+    real = core._commits
+
+    def spy(loc: Any, revisions: str) -> Any:
+        calls.append(revisions)
+        return real(loc, revisions)
+
+    monkeypatch.setattr(core, "_commits", spy)
+    return calls
+
+
+def test_since_resumed_from_a_checkpoint_matches_a_full_run(
+    repo: Path, small_window: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    reads = history_reads(monkeypatch)
+    first = deploy(repo)
+    deploy(repo, model=GPT3)
+    lifecycle(repo, "promote", "support-bot", "--to", "staging")
+    assert verify(repo)[0] == 0  # leaves a checkpoint of the last two commits
+    checkpoint = repo / ".git" / "modelctl" / "verify-checkpoint.json"
+    saved = checkpoint.read_bytes()
+    mark = head(repo)
+    deploy(repo)
+    plain_route_edit(repo, "after the checkpoint")
+    reused = hand_commit(repo, 2, stage="staging", tag=False)
+    # An old tag replaced by one for the wrong commit, and a new lightweight one.
+    git(repo, "tag", "-f", "-a", "-m", "moved", "modelctl/support-bot/dev/2", reused)
+    git(repo, "tag", "modelctl/support-bot/production/1", reused)
+    # After, inside, at the start of and before the checkpoint's window.
+    for since, resumes in ((mark, True), (f"{mark}~1", True), (first, True), (f"{first}~1", False)):
+        checkpoint.write_bytes(saved)
+        reads.clear()
+        resumed = verify(repo, "--since", since)
+        assert resumed[0] == 1
+        assert all(".." in r for r in reads) is resumes
+        assert without_time(resumed) == without_time(verify_fresh(repo, "--since", since))
+    # A tag of a commit before the window changed: that cannot be judged from the window.
+    verify(repo)
+    reads.clear()
+    verify(repo, "--since", "HEAD~1")
+    assert reads == []  # resumed, with nothing new to read
+    git(repo, "tag", "-f", "-a", "-m", "again", "modelctl/support-bot/dev/1", first)
+    resumed = verify(repo, "--since", "HEAD~1")
+    assert reads == [head(repo)]  # the whole history after all
+    assert without_time(resumed) == without_time(verify_fresh(repo, "--since", "HEAD~1"))
+
+
+def test_checkpoint_of_a_rewritten_branch_is_not_used(repo: Path, small_window: None) -> None:
+    deploy(repo)
+    kept = deploy(repo, model=GPT3)
+    deploy(repo)
+    assert verify(repo)[0] == 0
+    git(repo, "reset", "-q", "--hard", kept)  # the checkpoint's commit leaves the branch
+    again = hand_commit(repo, 3, tag=False)
+    code, payload = verify(repo, "--since", kept)
+    assert without_time((code, payload)) == without_time(verify_fresh(repo, "--since", kept))
+    # The dropped #3's tag was fine at the checkpoint; now it points off the branch.
+    assert code == 1
+    assert pairs(payload["findings"]) == {("tag", again), ("tag", tag_ref("dev", 3))}
+
+
 # --- GPG ------------------------------------------------------------------------------------
 
 

@@ -6,8 +6,9 @@ event is a commit after which that stage's binding differs from before. Commits 
 modelctl carry `Modelctl-*` trailers; a change without them is an *unattested* event.
 
 Per-route records are cached in `.git/modelctl/events/` keyed by the commit they are current
-to and extended incrementally (`git log OLD..NEW -- routes/<route>.yaml`), so a warm query on
-one route costs one `rev-parse` whatever the size of the rest of the registry.
+to and extended incrementally (`git log OLD..NEW`, used only when OLD is on NEW's first-parent
+history), so a warm query on one route costs one `rev-parse` whatever the size of the rest of
+the registry.
 """
 
 from __future__ import annotations
@@ -101,19 +102,23 @@ def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Recor
             continue
         parts = chunk.split(b"\x00")
         head, tail = parts[: len(_FIELDS)], b"\x00".join(parts[len(_FIELDS) :])
-        commit, parents, ctime, an, ae, cn, _ce, trailers = (
-            p.decode("utf-8", "replace") for p in head
-        )
-        parent = parents.split()[0] if parents.strip() else None
-        parsed_trailers = parse_trailers(trailers)
+        changes = []  # the raw lines of route files; most commits of a range touch none
         for line in tail.decode("utf-8", "replace").splitlines():
             if not line.startswith(":"):
                 continue
             meta, _, path = line.partition("\t")
             fields = meta.split()
             route = route_paths.get(path)
-            if route is None or len(fields) < 5:
-                continue
+            if route is not None and len(fields) >= 5:
+                changes.append((route, fields))
+        if not changes:
+            continue
+        commit, parents, ctime, an, ae, cn, _ce, trailers = (
+            p.decode("utf-8", "replace") for p in head
+        )
+        parent = parents.split()[0] if parents.strip() else None
+        parsed_trailers = parse_trailers(trailers)
+        for route, fields in changes:
             new_blob = fields[3]
             blob = None if fields[4].startswith("D") or set(new_blob) == {"0"} else new_blob
             out.append(
@@ -125,23 +130,28 @@ def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Recor
     return out
 
 
-def _log_records(
-    loc: Location, revision_range: str, pathspec: str, route_paths: dict[str, str]
-) -> list[tuple[str, Record]]:
-    raw = loc.store.git(
-        "log",
-        "--no-show-signature",
-        "--first-parent",
-        "--no-renames",
-        "--raw",
-        "--no-abbrev",
-        f"--format={LOG_FORMAT}",
-        "--end-of-options",
-        revision_range,
-        "--",
-        pathspec,
-    ).stdout
-    return _parse_log(raw, route_paths)
+def _log(loc: Location, revisions: str, *pathspec: str) -> bytes:
+    """`git log --raw` of the first-parent commits in `revisions`, newest first."""
+    return loc.store.git(
+        "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
+        f"--format={LOG_FORMAT}", "--end-of-options", revisions, *(["--", *pathspec] if pathspec else []),
+    ).stdout  # fmt: skip
+
+
+def _log_since(loc: Location, since: str, tip: str) -> bytes | None:
+    """The log of the first-parent commits after `since` up to `tip`, or None when `since` is
+    not on tip's first-parent history (then records cached for it do not describe tip's).
+
+    Not limited to a path: the oldest commit it lists must be a child of `since`. When
+    `since` is only a second-parent ancestor (a side branch merged in), `since..tip` also
+    stops at it, yet its own first-parent commits are not on tip's history.
+    """
+    if not loc.store.is_ancestor(since, tip):
+        return None
+    raw = _log(loc, f"{since}..{tip}")
+    oldest = raw.rstrip(b"\n").rsplit(b"\x1e", 1)[-1].split(b"\x00")
+    parents = oldest[1].split() if len(oldest) > 1 else []
+    return raw if parents[:1] == [since.encode()] else None
 
 
 def _parse_stages(raw: bytes, label: str) -> dict[str, Any] | None:
@@ -195,16 +205,18 @@ def route_records(loc: Location, route: str, tip: str) -> list[Record]:
     path = _cache_file(loc, route)
     cached = _load_cache(path)
     records: list[Record] = []
-    since: str | None = None
+    repo_path = loc.repo_path(str(refs.route_path(route)))
+    raw = None
     if cached is not None:
         old = [Record(**r) for r in cached["records"]]
         if cached["tip"] == tip:
             return old
-        if loc.store.is_ancestor(cached["tip"], tip):
-            records, since = old, cached["tip"]
-    repo_path = loc.repo_path(str(refs.route_path(route)))
-    revision_range = f"{since}..{tip}" if since else tip
-    fresh = [r for _, r in _log_records(loc, revision_range, repo_path, {repo_path: route})]
+        raw = _log_since(loc, cached["tip"], tip)
+        if raw is not None:
+            records = old
+    if raw is None:
+        raw = _log(loc, tip, repo_path)
+    fresh = [r for _, r in _parse_log(raw, {repo_path: route})]
     fresh.reverse()
     known = {r.commit for r in records}
     records += [r for r in fresh if r.commit not in known]
@@ -221,21 +233,23 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
         since = marker.read_text().strip()
     except OSError:
         since = ""
-    if since and since != tip and not loc.store.is_ancestor(since, tip):
-        since = ""
     routes: dict[str, list[Record]] = {}
     if since != tip:
-        revision_range = f"{since}..{tip}" if since else tip
-        raw = loc.store.git(
-            "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
-            f"--format={LOG_FORMAT}", "--end-of-options", revision_range, "--", prefix,
-        ).stdout  # fmt: skip
+        raw = _log_since(loc, since, tip) if since else None
+        if raw is None:
+            since = ""
+            raw = _log(loc, tip, prefix)
         paths = _route_paths_in(raw, prefix)
         fresh: dict[str, list[Record]] = {}
         for route, record in _parse_log(raw, paths):
             fresh.setdefault(route, []).append(record)
         for route, new in fresh.items():
             cached = _load_cache(_cache_file(loc, route))
+            if since and cached is not None and cached["tip"] != since:
+                # Cached for another commit (say, by a query about an older one): not known
+                # to hold every record up to `since`, so it brings itself up to date alone.
+                routes[route] = route_records(loc, route, tip)
+                continue
             old = [Record(**r) for r in cached["records"]] if cached and since else []
             known = {r.commit for r in old}
             merged = old + [r for r in reversed(new) if r.commit not in known]
@@ -245,10 +259,20 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
         with contextlib.suppress(OSError):
             marker.parent.mkdir(parents=True, exist_ok=True)
             marker.write_text(tip)
+        unchanged = since  # routes not in `fresh` did not change after it
+    else:
+        unchanged = ""
     folder = loc.store.state_dir / "events"
     for cache in folder.glob("*.json") if folder.is_dir() else []:
         route = cache.stem
-        if route not in routes:
+        if route in routes:
+            continue
+        cached = _load_cache(cache) if unchanged else None
+        if cached is not None and cached["tip"] == unchanged:
+            # Up to date as it is: spare it a merge-base and a log of its own.
+            routes[route] = [Record(**r) for r in cached["records"]]
+            _save_cache(cache, tip, routes[route])
+        else:
             routes[route] = route_records(loc, route, tip)
     return routes
 

@@ -16,27 +16,37 @@ Findings (each fails verify):
   another branch (`Modelctl-Ref`);
 - route-file changes made outside modelctl (unattested).
 Unsigned lifecycle commits in a registry with `signing: optional` are listed as notes.
+
+Every run leaves a checkpoint (`.git/modelctl/verify-checkpoint.json`): the audit's state
+before the last `WINDOW` commits, those commits, and the verdict on every lifecycle tag. A
+`--since REV` run whose REV lies in that window, or after it, resumes from the checkpoint
+instead of reading the whole history again, and reaches the same result: it is used only
+when the commit it was made for is on the branch's first-parent history, and anything it
+cannot decide (a tag that changed and points at an older commit) falls back to a full run.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-from modelctl import history, refs
+from modelctl import history, progress, refs
 from modelctl.gitstore import Signature
 from modelctl.registry import VERSIONED, Location
 
 FUTURE_SKEW = 300  # seconds a committer date may lie ahead of this machine's clock
 _VERSIONED_PREFIXES = tuple(f"{c}/" for c in VERSIONED)
+CHECKPOINT_FORMAT = 1
+WINDOW = 1000  # commits a checkpoint keeps, so `--since` anywhere among them can resume
 
 
 @dataclass(frozen=True, order=True)
@@ -44,6 +54,12 @@ class Finding:
     check: str  # signature, tag, sequence, date, immutable, scope, unattested
     where: str  # a commit id or a ref
     message: str
+
+
+def _finding_order(finding: Finding) -> str:
+    """The order `order=True` gives (check, where, message), as one string compared in C:
+    NUL, which none of them holds, sorts before any other character."""
+    return f"{finding.check}\0{finding.where}\0{finding.message}"
 
 
 @dataclass
@@ -74,15 +90,16 @@ class _Commit:
 _FORMAT = "%x1e%H%x00%P%x00%ct%x00%(trailers:only,unfold)%x00"
 
 
-def _commits(loc: Location, tip: str) -> list[_Commit]:
-    """Every first-parent commit up to `tip`, oldest first, with the paths each changed.
+def _commits(loc: Location, revisions: str) -> list[_Commit]:
+    """Every first-parent commit in `revisions` (a tip or a range), oldest first, with the
+    paths each changed.
 
     A merge's changes are those against its first parent: what it brought onto the branch.
     """
     raw = loc.store.git(
         "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
         "--diff-merges=first-parent", "--reverse",
-        f"--format={_FORMAT}", "--end-of-options", tip,
+        f"--format={_FORMAT}", "--end-of-options", revisions,
     ).stdout  # fmt: skip
     out = []
     for chunk in raw.split(b"\x1e"):
@@ -103,140 +120,120 @@ def _commits(loc: Location, tip: str) -> list[_Commit]:
     return out
 
 
-def _trust_blobs(
-    loc: Location, commits: list[_Commit], trust_changes: set[str]
-) -> dict[str, tuple[str, str | None]]:
-    """For each commit: (signing mode, allowed-signers blob) as they stood in its parent.
+# --- the audit: one pass over the commits, oldest first ----------------------------------------
 
-    The mode is the one for the commit's stage: a stage's `require_signed` overrides the
-    registry's setting there, as it does when modelctl writes (`commits.decide_signing`).
-    Commits that change `modelctl.yaml` or the allowed-signers file are added to
-    `trust_changes`: they are held to the registry's mode too, or one unsigned commit could
-    add a key or turn signing off.
-    """
-    from modelctl.registry import parse_entry
 
-    settings_path = refs.SETTINGS_FILE
-    mode, signers_path, blob = "optional", ".modelctl/allowed_signers", None
-    stage_modes: dict[str, str] = {}
-    # One ls-tree per commit would be slow; the raw log already says when each file changed.
-    out: dict[str, tuple[str, str | None]] = {}
-    for commit in commits:
+@dataclass
+class _State:
+    """What the audit carries from one commit to the next: all it needs to resume there."""
+
+    latest: int | None = None  # the latest committer date of any commit so far
+    last_time: int | None = None  # the latest committer date of a lifecycle commit so far
+    last_seq: dict[tuple[str, str], int] = field(default_factory=dict)
+    # The trust settings in force: signing mode, allowed-signers path and blob, stage modes.
+    mode: str = "optional"
+    signers_path: str = ".modelctl/allowed_signers"
+    blob: str | None = None
+    stage_modes: dict[str, str] = field(default_factory=dict)
+
+    def copy(self) -> _State:
+        return replace(self, last_seq=dict(self.last_seq), stage_modes=dict(self.stage_modes))
+
+    def to_json(self) -> dict[str, Any]:
+        data = {k: v for k, v in self.__dict__.items() if k != "last_seq"}
+        data["last_seq"] = [[route, stage, n] for (route, stage), n in self.last_seq.items()]
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _State:
+        seqs = {(str(route), str(stage)): int(n) for route, stage, n in data["last_seq"]}
+        fields = {k: v for k, v in data.items() if k != "last_seq"}
+        state = cls(**fields, last_seq=seqs)
+        optional_ints = (state.latest, state.last_time)
+        if (
+            not all(x is None or isinstance(x, int) for x in optional_ints)
+            or not isinstance(state.mode, str)
+            or not isinstance(state.signers_path, str)
+            or not (state.blob is None or isinstance(state.blob, str))
+            or not isinstance(state.stage_modes, dict)
+        ):
+            raise ValueError("malformed checkpoint state")
+        return state
+
+
+class _Audit:
+    """The checks on each commit, in order; findings for the commits marked as checked."""
+
+    def __init__(self, loc: Location, branch: str, state: _State) -> None:
+        self.loc, self.branch, self.state = loc, branch, state
+        self.now = time.time()
+        self.findings: list[Finding] = []
+        self.notes: list[Finding] = []
+        # For each commit: (signing mode, allowed-signers blob) as they stood in its parent.
+        self.trust: dict[str, tuple[str, str | None]] = {}
+        self.trust_changes: set[str] = set()
+        self.lifecycle: list[_Commit] = []
+        self.checked_lifecycle: list[_Commit] = []
+        self.checked_trust: list[_Commit] = []
+
+    def run(self, commits: list[_Commit], start: int) -> tuple[int, _State]:
+        """Audit `commits`, checking those from index `start` on.
+
+        Returns where the checkpoint window of these commits starts and the state there.
+        """
+        window_start = max(0, len(commits) - WINDOW)
+        window_state = self.state.copy()
+        for position, commit in enumerate(commits):
+            if position == window_start:
+                window_state = self.state.copy()
+            checked = position >= start
+            self._trust(commit)
+            is_lifecycle = self._check(commit, checked)
+            if checked and commit.oid in self.trust_changes and not is_lifecycle:
+                self.checked_trust.append(commit)
+        return window_start, window_state
+
+    def _trust(self, commit: _Commit) -> None:
+        """The signing mode and allowed-signers blob in force for `commit` (its parent's).
+
+        The mode is the one for the commit's stage: a stage's `require_signed` overrides the
+        registry's setting there, as it does when modelctl writes (`commits.decide_signing`).
+        Commits that change `modelctl.yaml` or the allowed-signers file are added to
+        `trust_changes`: they are held to the registry's mode too, or one unsigned commit
+        could add a key or turn signing off. (One ls-tree per commit would be slow; the raw
+        log already says when each file changed.)
+        """
+        s, loc = self.state, self.loc
+        settings_path = refs.SETTINGS_FILE
         stage = commit.trailers.get("stage", "")
         touched = {path for _, path in commit.changes}
-        if settings_path in touched or signers_path in touched:
-            trust_changes.add(commit.oid)
-            out[commit.oid] = (mode, blob)
+        if settings_path in touched or s.signers_path in touched:
+            self.trust_changes.add(commit.oid)
+            self.trust[commit.oid] = (s.mode, s.blob)
         else:
-            out[commit.oid] = (stage_modes.get(stage, mode), blob)
+            self.trust[commit.oid] = (s.stage_modes.get(stage, s.mode), s.blob)
         if settings_path in touched:
+            from modelctl.registry import parse_entry
+
             oid = loc.store.object_at(commit.oid, loc.repo_path(settings_path))
             if oid is not None:
                 raw = loc.store.read_blobs([oid])[oid]
                 entry = parse_entry(settings_path, raw, oid, "settings")
                 if entry.data is not None:
-                    mode = entry.data.get("signing", "optional")
-                    signers_path = entry.data.get("allowed_signers", signers_path)
-                    stage_modes = {
+                    s.mode = entry.data.get("signing", "optional")
+                    s.signers_path = entry.data.get("allowed_signers", s.signers_path)
+                    s.stage_modes = {
                         item["name"]: "required" if item["require_signed"] else "optional"
                         for item in entry.data.get("stages", [])
                         if item.get("require_signed") is not None
                     }
-        if signers_path in touched or settings_path in touched:
-            blob = loc.store.object_at(commit.oid, loc.repo_path(signers_path))
-    return out
+        if s.signers_path in touched or settings_path in touched:
+            s.blob = loc.store.object_at(commit.oid, loc.repo_path(s.signers_path))
 
-
-@contextlib.contextmanager
-def _trust_files(loc: Location, blobs: set[str]) -> Iterator[dict[str, Path]]:
-    folder = Path(tempfile.mkdtemp(prefix="verify-", dir=_state(loc)))
-    try:
-        files = {}
-        contents = loc.store.read_blobs(blobs)
-        for oid, data in contents.items():
-            files[oid] = folder / oid
-            files[oid].write_bytes(data)
-        yield files
-    finally:
-        for child in folder.iterdir():
-            child.unlink()
-        folder.rmdir()
-
-
-def _state(loc: Location) -> Path:
-    loc.store.state_dir.mkdir(parents=True, exist_ok=True)
-    return loc.store.state_dir
-
-
-def _parallel(jobs: list[Callable[[], Any]]) -> list[Any]:
-    workers = max(1, min(len(jobs), os.cpu_count() or 1))
-    if workers == 1:
-        return [job() for job in jobs]
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(lambda job: job(), jobs))
-
-
-def _commit_signatures(
-    loc: Location, wanted: dict[str, str | None], trust: dict[str, Path]
-) -> dict[str, Signature]:
-    """Check commits in parallel chunks, each against its own trust file."""
-    by_trust: dict[str | None, list[str]] = {}
-    for oid, blob in wanted.items():
-        by_trust.setdefault(blob, []).append(oid)
-    jobs: list[Callable[[], Any]] = []
-    chunk = 64
-    for blob, oids in by_trust.items():
-        path = trust.get(blob) if blob else None
-        for i in range(0, len(oids), chunk):
-            part = oids[i : i + chunk]
-            jobs.append(partial(loc.store.commit_signatures, part, path))
-    found: dict[str, Signature] = {}
-    for result in _parallel(jobs):
-        found.update(result)
-    return found
-
-
-_DESCRIBE = {
-    "N": "is not signed",
-    "B": "has a bad signature (changed after signing, revoked key or wrong namespace)",
-    "U": "is signed by a key that is not in the allowed-signers file (or is expired or untrusted)",
-    "X": "has an expired signature",
-    "Y": "is signed by an expired key",
-    "R": "is signed by a revoked key",
-    "E": "has a signature that cannot be checked (missing key)",
-}
-
-
-def verify(loc: Location, since: str | None = None) -> VerifyResult:
-    started = time.perf_counter()
-    branch, tip = history.branch_tip(loc)
-    commits = _commits(loc, tip)
-    start_index = 0
-    if since is not None:
-        base = loc.store.resolve(since)
-        if base is None:
-            from modelctl.errors import UsageError
-
-            raise UsageError(f"--since {since!r} is not a commit or tag")
-        index = {c.oid: i for i, c in enumerate(commits)}
-        if base not in index:
-            from modelctl.errors import UsageError
-
-            raise UsageError(f"--since {since} is not on {branch}'s first-parent history")
-        start_index = index[base] + 1
-    findings: list[Finding] = []
-    notes: list[Finding] = []
-    trust_changes: set[str] = set()
-    trust = _trust_blobs(loc, commits, trust_changes)
-
-    lifecycle: list[_Commit] = []
-    last_seq: dict[tuple[str, str], int] = {}
-    last_time: int | None = None
-    latest: int | None = None  # the latest committer date of any commit so far
-    now = time.time()
-    for position, commit in enumerate(commits):
-        checked = position >= start_index
-        floor, latest = latest, max(latest or commit.time, commit.time)
+    def _check(self, commit: _Commit, checked: bool) -> bool:
+        """The checks of one commit; whether it is a lifecycle commit."""
+        s, findings, branch = self.state, self.findings, self.branch
+        floor, s.latest = s.latest, max(s.latest or commit.time, commit.time)
         t = commit.trailers
         action = t.get("action")
         is_lifecycle = action in history.LIFECYCLE_ACTIONS
@@ -261,15 +258,17 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
                         "(made outside deploy/promote/rollback)",
                     )
                 )
-            continue
-        lifecycle.append(commit)
+            return False
+        self.lifecycle.append(commit)
+        if checked:
+            self.checked_lifecycle.append(commit)
         route, stage = t.get("route", ""), t.get("stage", "")
         try:
             seq = int(t.get("seq", ""))
         except ValueError:
             seq = -1
         key = (route, stage)
-        expected = last_seq.get(key, 0) + 1
+        expected = s.last_seq.get(key, 0) + 1
         if checked and seq != expected:
             problem = "reuses" if 0 < seq < expected else ("skips to" if seq > expected else "has")
             findings.append(
@@ -279,15 +278,15 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
                     f"{route} {stage}: {problem} sequence {seq}; expected {expected}",
                 )
             )
-        last_seq[key] = max(seq, last_seq.get(key, 0))
+        s.last_seq[key] = max(seq, s.last_seq.get(key, 0))
         if checked:
-            if last_time is not None and commit.time < last_time:
+            if s.last_time is not None and commit.time < s.last_time:
                 findings.append(
                     Finding(
                         "date",
                         commit.oid,
                         f"committer date {history.iso(commit.time)} is earlier than the previous "
-                        f"lifecycle commit's ({history.iso(last_time)})",
+                        f"lifecycle commit's ({history.iso(s.last_time)})",
                     )
                 )
             elif floor is not None and commit.time < floor:
@@ -299,7 +298,7 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
                         f"commit's ({history.iso(floor)}): backdated",
                     )
                 )
-            if commit.time > now + FUTURE_SKEW:
+            if commit.time > self.now + FUTURE_SKEW:
                 findings.append(
                     Finding(
                         "date",
@@ -328,28 +327,95 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
                 )
             if len(commit.parents) > 1:
                 findings.append(Finding("scope", commit.oid, "lifecycle commit is a merge"))
-        last_time = max(last_time or commit.time, commit.time)
+        s.last_time = max(s.last_time or commit.time, commit.time)
+        return True
 
-    order = {c.oid: i for i, c in enumerate(commits)}
-    checked_lifecycle = [c for c in lifecycle if order[c.oid] >= start_index]
-    checked_trust = [
-        c for c in commits
-        if c.oid in trust_changes and order[c.oid] >= start_index and c not in checked_lifecycle
-    ]  # fmt: skip
-    _check_signatures(
-        loc, [*checked_lifecycle, *checked_trust], trust, findings, notes, trust_changes
-    )
-    tag_count = _check_tags(loc, branch, lifecycle, checked_lifecycle, trust, findings, notes)
-    return VerifyResult(
-        branch.removeprefix("refs/heads/"),
-        tip,
-        len(commits) - start_index,
-        len(checked_lifecycle),
-        tag_count,
-        round(time.perf_counter() - started, 3),
-        sorted(set(findings)),
-        sorted(set(notes)),
-    )
+
+# --- signatures ---------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _trust_files(loc: Location, blobs: set[str]) -> Iterator[dict[str, Path]]:
+    folder = Path(tempfile.mkdtemp(prefix="verify-", dir=_state_dir(loc)))
+    try:
+        files = {}
+        contents = loc.store.read_blobs(blobs)
+        for oid, data in contents.items():
+            files[oid] = folder / oid
+            files[oid].write_bytes(data)
+        yield files
+    finally:
+        for child in folder.iterdir():
+            child.unlink()
+        folder.rmdir()
+
+
+def _state_dir(loc: Location) -> Path:
+    loc.store.state_dir.mkdir(parents=True, exist_ok=True)
+    return loc.store.state_dir
+
+
+def _workers() -> int:
+    return os.cpu_count() or 1
+
+
+def _parallel(
+    jobs: list[Callable[[], Any]],
+    advance: Callable[[int], None] | None = None,
+    weights: list[int] | None = None,
+) -> list[Any]:
+    """Run `jobs` on a thread per CPU; `advance(weight)` after each (a progress bar)."""
+    weighted = list(zip(jobs, weights or [1] * len(jobs), strict=True))
+
+    def run(item: tuple[Callable[[], Any], int]) -> Any:
+        result = item[0]()
+        if advance is not None:
+            advance(item[1])
+        return result
+
+    workers = max(1, min(len(jobs), _workers()))
+    if workers == 1:
+        return [run(item) for item in weighted]
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        return list(pool.map(run, weighted))
+
+
+def _commit_signatures(
+    loc: Location,
+    wanted: dict[str, str | None],
+    trust: dict[str, Path],
+    advance: Callable[[int], None] | None = None,
+) -> dict[str, Signature]:
+    """Check commits in parallel chunks, each against its own trust file."""
+    by_trust: dict[str | None, list[str]] = {}
+    for oid, blob in wanted.items():
+        by_trust.setdefault(blob, []).append(oid)
+    jobs: list[Callable[[], Any]] = []
+    weights: list[int] = []
+    # A few chunks per worker keep every CPU busy to the end; more only cost git start-ups
+    # (an unsigned commit costs git almost nothing, so 100,000 of them need not be 1,500 runs).
+    chunk = max(64, -(-len(wanted) // (_workers() * 4)))
+    for blob, oids in by_trust.items():
+        path = trust.get(blob) if blob else None
+        for i in range(0, len(oids), chunk):
+            part = oids[i : i + chunk]
+            jobs.append(partial(loc.store.commit_signatures, part, path))
+            weights.append(len(part))
+    found: dict[str, Signature] = {}
+    for result in _parallel(jobs, advance, weights):
+        found.update(result)
+    return found
+
+
+_DESCRIBE = {
+    "N": "is not signed",
+    "B": "has a bad signature (changed after signing, revoked key or wrong namespace)",
+    "U": "is signed by a key that is not in the allowed-signers file (or is expired or untrusted)",
+    "X": "has an expired signature",
+    "Y": "is signed by an expired key",
+    "R": "is signed by a revoked key",
+    "E": "has a signature that cannot be checked (missing key)",
+}
 
 
 def _check_signatures(
@@ -369,8 +435,9 @@ def _check_signatures(
         or (trust[c.oid][0] == "optional" and c.oid not in trust_changes)
     }
     blobs = {b for b in wanted.values() if b}
-    with _trust_files(loc, blobs) as files:
-        sigs = _commit_signatures(loc, wanted, files)
+    checking = progress.bar("checking commit signatures", total=len(wanted))
+    with _trust_files(loc, blobs) as files, checking as advance:
+        sigs = _commit_signatures(loc, wanted, files, advance)
     for oid in wanted:
         mode = trust[oid][0]
         sig = sigs.get(oid, Signature("N", "", ""))
@@ -388,69 +455,133 @@ def _check_signatures(
             findings.append(Finding("signature", oid, text))
 
 
-def _check_tags(
-    loc: Location,
-    branch: str,
-    lifecycle: list[_Commit],
-    checked: list[_Commit],
-    trust: dict[str, tuple[str, str | None]],
-    findings: list[Finding],
-    notes: list[Finding],
-) -> int:
-    raw = loc.store.out(
-        "for-each-ref",
-        "--format=%(refname)%00%(objecttype)%00%(tag)%00%(*objectname)%00%(objectname)",
-        f"refs/tags/{refs.TAG_PREFIX}/",
+# --- tags ---------------------------------------------------------------------------------------
+
+
+# A tag with a problem: (object the ref points at, the object that tag object points at or ""
+# when it is not a tag object, the problem, whether the problem is "not a lifecycle commit on
+# the branch": the one verdict that can change as the branch grows past a checkpoint).
+_BadTag = tuple[str, str, str, bool]
+
+
+@dataclass
+class _Tags:
+    """The verdict on every lifecycle tag ref."""
+
+    fine: dict[str, str] = field(default_factory=dict)  # "<ref> <object>" -> target commit
+    bad: dict[str, _BadTag] = field(default_factory=dict)
+
+
+class _Undecided(Exception):
+    """A resumed run met a tag it cannot judge without the whole history."""
+
+
+_TAG_FORMAT = "--format=%(refname)%00%(objecttype)%00%(tag)%00%(*objectname)%00%(objectname)"
+
+
+def _tag_rows(loc: Location, names: list[str] | None = None) -> Iterator[list[str]]:
+    """(ref, object type, tag header, target, object) of lifecycle tags: all, or `names`."""
+    patterns = [f"refs/tags/{refs.TAG_PREFIX}/"] if names is None else names
+    for i in range(0, len(patterns), 500):
+        raw = loc.store.out("for-each-ref", _TAG_FORMAT, *patterns[i : i + 500])
+        for line in raw.splitlines():
+            yield line.split("\x00")
+
+
+def _judge_tag(
+    row: list[str], by_commit: dict[str, _Commit], known: set[str] | None, branch: str
+) -> str | _BadTag:
+    """The structural checks of one tag: its target commit when it is fine.
+
+    `known`: every commit the audit saw, when it did not see the whole branch (a target
+    outside them cannot be judged: `_Undecided`).
+    """
+    ref, objtype, header, target, oid = row
+    name = ref.removeprefix("refs/tags/")
+    try:
+        tag = refs.parse_lifecycle_tag(name)
+    except Exception:
+        return (oid, target, "is under modelctl/ but is not a lifecycle tag name", False)
+    if objtype != "tag":
+        return (oid, target, "is a lightweight tag; lifecycle tags are annotated", False)
+    if header != name:
+        return (oid, target, f"holds a tag object named {header!r} (a tag moved to another name)", False)  # fmt: skip
+    commit = by_commit.get(target)
+    if commit is None:
+        if known is not None and target not in known:
+            raise _Undecided(ref)
+        return (oid, target, f"points at {target[:12]}, not a lifecycle commit on {branch}", True)
+    t = commit.trailers
+    if (t.get("route"), t.get("stage"), t.get("seq")) != (tag.route, tag.stage, str(tag.seq)):
+        problem = f"points at a commit for {t.get('route')} {t.get('stage')} #{t.get('seq')}"
+        return (oid, target, problem, False)
+    return target
+
+
+def _judge_tags(
+    loc: Location, audit: _Audit, known: set[str] | None, cached: _Tags | None
+) -> _Tags:
+    """Every lifecycle tag's verdict.
+
+    With `cached` verdicts (from a checkpoint whose commit is on the branch) a tag whose ref
+    still holds the same object keeps its verdict: all checks but "is it on the branch" depend
+    on the object alone, and a branch only grows past its checkpoint. An off-branch verdict is
+    judged again when its target is among the commits seen.
+    """
+    by_commit = {c.oid: c for c in audit.lifecycle}
+    tags = _Tags()
+
+    def judge(row: list[str]) -> None:
+        verdict = _judge_tag(row, by_commit, known, audit.branch)
+        if isinstance(verdict, str):
+            tags.fine[f"{row[0]} {row[4]}"] = verdict
+        else:
+            tags.bad[row[0]] = verdict
+
+    if cached is None:
+        for row in _tag_rows(loc):
+            judge(row)
+        return tags
+    listing = loc.store.out(
+        "for-each-ref", "--format=%(refname) %(objectname)", f"refs/tags/{refs.TAG_PREFIX}/"
     )
-    by_commit = {c.oid: c for c in lifecycle}
-    checked_ids = {c.oid for c in checked}
-    tagged: set[str] = set()
-    to_verify: list[tuple[str, str, str | None, str]] = []
-    count = 0
-    for line in raw.splitlines():
-        ref, objtype, header, target, _oid = line.split("\x00")
-        count += 1
-        name = ref.removeprefix("refs/tags/")
-        try:
-            tag = refs.parse_lifecycle_tag(name)
-        except Exception:
-            findings.append(
-                Finding("tag", ref, "is under modelctl/ but is not a lifecycle tag name")
-            )
+    listed = set(listing.splitlines())  # "<ref> <object>", as `fine` is keyed
+    kept = listed & cached.fine.keys()
+    tags.fine = cached.fine if len(kept) == len(cached.fine) else {k: cached.fine[k] for k in kept}
+    again: list[str] = []
+    for line in listed - kept:
+        ref, _, oid = line.partition(" ")
+        bad = cached.bad.get(ref)
+        if bad is not None and bad[0] == oid and not (bad[3] and known and bad[1] in known):
+            tags.bad[ref] = bad
             continue
-        if objtype != "tag":
-            findings.append(
-                Finding("tag", ref, "is a lightweight tag; lifecycle tags are annotated")
-            )
-            continue
-        if header != name:
-            findings.append(
-                Finding(
-                    "tag", ref, f"holds a tag object named {header!r} (a tag moved to another name)"
-                )
-            )
-            continue
-        commit = by_commit.get(target)
-        if commit is None:
-            findings.append(
-                Finding("tag", ref, f"points at {target[:12]}, not a lifecycle commit on {branch}")
-            )
-            continue
-        t = commit.trailers
-        if (t.get("route"), t.get("stage"), t.get("seq")) != (tag.route, tag.stage, str(tag.seq)):
-            findings.append(
-                Finding(
-                    "tag",
-                    ref,
-                    f"points at a commit for {t.get('route')} {t.get('stage')} #{t.get('seq')}",
-                )
-            )
-            continue
+        again.append(ref)
+    if again:
+        tags.fine = dict(tags.fine)  # never add to the checkpoint's own dict
+        wanted = set(again)
+        for row in _tag_rows(loc, again if len(again) <= 2000 else None):
+            if row[0] in wanted:
+                judge(row)
+                wanted.discard(row[0])
+        if wanted:
+            raise _Undecided(wanted.pop())  # it changed between the two listings
+    return tags
+
+
+def _check_tags(loc: Location, audit: _Audit, tags: _Tags) -> int:
+    findings, notes, trust = audit.findings, audit.notes, audit.trust
+    checked_ids = {c.oid for c in audit.checked_lifecycle}
+    tagged: set[str] = set()  # checked commits that have a tag
+    to_verify: list[tuple[str, str, str | None, str]] = []  # (ref, tag object, blob, mode)
+    for ref, (_oid, _target, problem, _off) in tags.bad.items():
+        findings.append(Finding("tag", ref, problem))
+    for key, target in [(k, t) for k, t in tags.fine.items() if t in checked_ids]:
+        ref, _, oid = key.partition(" ")
         tagged.add(target)
         mode, blob = trust[target]
-        if target in checked_ids and mode != "off":
-            to_verify.append((ref, target, blob, mode))
-    for commit in checked:
+        if mode != "off":
+            to_verify.append((ref, oid, blob, mode))
+    for commit in audit.checked_lifecycle:
         if commit.oid not in tagged:
             t = commit.trailers
             findings.append(
@@ -460,14 +591,8 @@ def _check_tags(
                     f"lifecycle commit has no tag modelctl/{t.get('route')}/{t.get('stage')}/{t.get('seq')}",
                 )
             )
-    blobs = {b for _, _, b, _ in to_verify if b}
-    with _trust_files(loc, blobs) as files:
-        jobs: list[Callable[[], Any]] = [
-            partial(loc.store.tag_signature, ref, files.get(blob) if blob else None)
-            for ref, _, blob, _ in to_verify
-        ]
-        results = _parallel(jobs)
-    for (ref, _target, _blob, mode), sig in zip(to_verify, results, strict=True):
+    results = _tag_signatures(loc, to_verify)
+    for (ref, _oid, _blob, mode), sig in zip(to_verify, results, strict=True):
         if sig.good:
             continue
         text = f"tag {_DESCRIBE.get(sig.status, 'has signature status ' + sig.status)}"
@@ -475,4 +600,239 @@ def _check_tags(
             notes.append(Finding("signature", ref, text + " (signing: optional)"))
         else:
             findings.append(Finding("signature", ref, text))
-    return count
+    return len(tags.fine) + len(tags.bad)
+
+
+def _tag_signatures(
+    loc: Location, to_verify: list[tuple[str, str, str | None, str]]
+) -> list[Signature]:
+    """The signature status of each tag, as `git verify-tag` reports it.
+
+    A tag object in which no line starts a signature block (`-----BEGIN ...`) is one
+    `verify-tag` would answer "no signature found" for; reading them all with one
+    `cat-file --batch` spares a git process per unsigned tag. Tags signed with SSH alone are
+    verified many to a `verify-tag` process (it tells which verified, not why the others did
+    not); every other signed tag, and each SSH tag that did not verify, gets its own.
+    """
+    objects = loc.store.read_blobs(oid for _, oid, _, _ in to_verify)
+    results: list[Signature | None] = [
+        None if b"-----BEGIN " in objects[oid] else Signature("N", "", "")
+        for _, oid, _, _ in to_verify
+    ]
+    ssh: dict[str | None, list[int]] = {}  # trust blob -> tags signed with SSH only
+    single: list[int] = []
+    for i, found in enumerate(results):
+        if found is None:
+            data = objects[to_verify[i][1]]
+            if data.count(b"-----BEGIN ") == 1 and b"\n-----BEGIN SSH SIGNATURE-----" in data:
+                ssh.setdefault(to_verify[i][2], []).append(i)
+            else:
+                single.append(i)
+    blobs = {b for i, found in enumerate(results) if found is None and (b := to_verify[i][2])}
+    total = sum(len(group) for group in ssh.values()) + len(single)
+    with (
+        _trust_files(loc, blobs) as files,
+        progress.bar("checking tag signatures", total=total) as advance,
+    ):
+        batches: list[Callable[[], Any]] = []
+        members: list[list[int]] = []
+        size = max(16, min(500, -(-total // (_workers() * 4))))
+        for blob, group in ssh.items():
+            path = files.get(blob) if blob else None
+            for start in range(0, len(group), size):
+                part = group[start : start + size]
+                refs_ = [to_verify[i][0] for i in part]
+                batches.append(partial(loc.store.good_ssh_tags, refs_, path))
+                members.append(part)
+        weights = [len(part) for part in members]
+        for part, good in zip(members, _parallel(batches, advance, weights), strict=True):
+            for i in part:
+                if to_verify[i][0] in good:
+                    results[i] = Signature("G", "", "")
+                else:
+                    single.append(i)
+        jobs: list[Callable[[], Any]] = []
+        for i in single:
+            ref, _, blob, _ = to_verify[i]
+            jobs.append(partial(loc.store.tag_signature, ref, files.get(blob) if blob else None))
+        for i, sig in zip(single, _parallel(jobs), strict=True):
+            results[i] = sig
+    return [sig or Signature("N", "", "") for sig in results]
+
+
+# --- the checkpoint -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Checkpoint:
+    tip: str
+    base: str | None  # the commit `state` is current after (None: before the first commit)
+    state: _State
+    window: list[_Commit]  # the commits after `base`, up to `tip`
+    tags: _Tags
+
+
+def _checkpoint_path(loc: Location) -> Path:
+    return loc.store.state_dir / "verify-checkpoint.json"
+
+
+def _load_checkpoint(loc: Location, branch: str) -> _Checkpoint | None:
+    try:
+        data = json.loads(_checkpoint_path(loc).read_text())
+        if (data["format"], data["branch"], data["prefix"]) != (
+            CHECKPOINT_FORMAT,
+            branch,
+            loc.prefix,
+        ):
+            return None
+        window = [
+            _Commit(oid, list(parents), int(ctime), dict(trailers), [(s, p) for s, p in changes])
+            for oid, parents, ctime, trailers, changes in data["window"]
+        ]
+        fine = data["fine"]
+        if not isinstance(fine, dict) or not all(isinstance(v, str) for v in fine.values()):
+            return None
+        bad = {
+            str(ref): (str(oid), str(target), str(problem), bool(off))
+            for ref, (oid, target, problem, off) in data["bad"].items()
+        }
+        tags = _Tags(fine, bad)
+        tip, base = str(data["tip"]), data["base"]
+        if (window[-1].oid if window else base) != tip:
+            return None
+        return _Checkpoint(tip, base, _State.from_json(data["state"]), window, tags)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _save_checkpoint(loc: Location, branch: str, checkpoint: _Checkpoint) -> None:
+    payload = {
+        "format": CHECKPOINT_FORMAT,
+        "branch": branch,
+        "prefix": loc.prefix,
+        "tip": checkpoint.tip,
+        "base": checkpoint.base,
+        "state": checkpoint.state.to_json(),
+        "window": [[c.oid, c.parents, c.time, c.trailers, c.changes] for c in checkpoint.window],
+        "fine": checkpoint.tags.fine,
+        "bad": checkpoint.tags.bad,
+    }
+    path = _checkpoint_path(loc)
+    with contextlib.suppress(OSError):  # a read-only git dir only costs speed
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=".tmp-verify-", dir=path.parent)
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(payload, separators=(",", ":")))
+            Path(tmp).replace(path)
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+
+def _extend(loc: Location, old: str, tip: str) -> list[_Commit] | None:
+    """The first-parent commits after `old` up to `tip`; None when `old` is not on that history."""
+    if old == tip:
+        return []
+    if not loc.store.is_ancestor(old, tip):
+        return None
+    new = _commits(loc, f"{old}..{tip}")
+    # `old..tip` stops at `old` only if `old` is on tip's first-parent line (and not, say,
+    # merged in as a second parent): then the oldest new commit is its child.
+    return new if new and new[0].parents[:1] == [old] else None
+
+
+# --- verify -------------------------------------------------------------------------------------
+
+
+def verify(loc: Location, since: str | None = None) -> VerifyResult:
+    started = time.perf_counter()
+    branch, tip = history.branch_tip(loc)
+    base = None
+    if since is not None:
+        base = loc.store.resolve(since)
+        if base is None:
+            from modelctl.errors import UsageError
+
+            raise UsageError(f"--since {since!r} is not a commit or tag")
+        resumed = _resume(loc, branch, tip, base)
+        if resumed is not None:
+            return _result(branch, tip, started, *resumed)
+    commits = _commits(loc, tip)
+    start_index = 0
+    if base is not None:
+        index = {c.oid: i for i, c in enumerate(commits)}
+        if base not in index:
+            from modelctl.errors import UsageError
+
+            raise UsageError(f"--since {since} is not on {branch}'s first-parent history")
+        start_index = index[base] + 1
+    audit = _Audit(loc, branch, _State())
+    window_start, window_state = audit.run(commits, start_index)
+    verdicts = _judge_tags(loc, audit, None, None)
+    base_oid = commits[window_start - 1].oid if window_start else None
+    checkpoint = _Checkpoint(tip, base_oid, window_state, commits[window_start:], verdicts)
+    return _result(branch, tip, started, audit, verdicts, len(commits) - start_index, checkpoint)
+
+
+def _resume(
+    loc: Location, branch: str, tip: str, base: str
+) -> tuple[_Audit, _Tags, int, _Checkpoint | None] | None:
+    """The `--since base` audit from the checkpoint, or None when it cannot be used."""
+    old = _load_checkpoint(loc, branch)
+    if old is None:
+        return None
+    new = _extend(loc, old.tip, tip)
+    if new is None:
+        return None
+    commits = old.window + new
+    if base == old.base:
+        start_index = 0
+    else:
+        index = {c.oid: i for i, c in enumerate(commits)}
+        if base not in index:
+            return None  # before the window (or not on the branch: the full run says which)
+        start_index = index[base] + 1
+    audit = _Audit(loc, branch, old.state.copy())
+    window_start, window_state = audit.run(commits, start_index)
+    try:
+        verdicts = _judge_tags(loc, audit, {c.oid for c in commits}, old.tags)
+    except _Undecided:
+        return None
+    checkpoint = None
+    if tip != old.tip or verdicts.fine != old.tags.fine or verdicts.bad != old.tags.bad:
+        base_oid = commits[window_start - 1].oid if window_start else old.base
+        checkpoint = _Checkpoint(tip, base_oid, window_state, commits[window_start:], verdicts)
+    return audit, verdicts, len(commits) - start_index, checkpoint
+
+
+def _result(
+    branch: str,
+    tip: str,
+    started: float,
+    audit: _Audit,
+    verdicts: _Tags,
+    commits: int,
+    checkpoint: _Checkpoint | None,
+) -> VerifyResult:
+    loc = audit.loc
+    _check_signatures(
+        loc,
+        [*audit.checked_lifecycle, *audit.checked_trust],
+        audit.trust,
+        audit.findings,
+        audit.notes,
+        audit.trust_changes,
+    )
+    tag_count = _check_tags(loc, audit, verdicts)
+    if checkpoint is not None:
+        _save_checkpoint(loc, branch, checkpoint)
+    return VerifyResult(
+        branch.removeprefix("refs/heads/"),
+        tip,
+        commits,
+        len(audit.checked_lifecycle),
+        tag_count,
+        round(time.perf_counter() - started, 3),
+        sorted(set(audit.findings), key=_finding_order),
+        sorted(set(audit.notes), key=_finding_order),
+    )
