@@ -11,6 +11,7 @@ from modelctl.cli import (  # noqa: F401  (importing them registers their comman
     demo_cmd,
     eval_cmds,
     export_cmds,
+    import_cmds,
     lifecycle_cmds,
     lineage_cmds,
     registry_cmds,

@@ -1,0 +1,192 @@
+"""Importers from other registries, and the writer they share: a whole history in one ref update.
+
+An import can be tens of thousands of commits and tags. `commits.write` costs several git
+processes per commit (a private index, `commit-tree`, `mktag`, `update-ref`), which would take
+minutes; here the planned commits and tags stream through one `git fast-import` into the object
+store, with the refs it makes landing in a throwaway git directory, and one `update-ref --stdin`
+transaction then moves the branch (compare-and-swap against the tip the plan was built on) and
+creates every tag: all of it or nothing. The user's index is never used to build anything; once
+the branch has moved, the new files are written into the work tree and the index learns them,
+as after any modelctl write.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from modelctl import commits
+from modelctl.errors import ConflictError
+from modelctl.gitstore import LockHeld, RefMoved, TagSpec
+from modelctl.registry import Location
+
+MAX_ATTEMPTS = 5
+_SCRATCH_BRANCH = "refs/heads/import"
+
+
+@dataclass
+class Planned:
+    """One commit of an imported history: registry-relative files (None deletes), message."""
+
+    files: dict[str, bytes | None]
+    message: str
+    author: str | None = None  # "Name <email> EPOCH +HHMM"; None: the committer, now
+    tag: TagSpec | None = None
+
+
+@dataclass
+class Written:
+    branch: str
+    base: str | None  # the commit the history was built on
+    commit: str  # the new branch tip
+    tags: dict[str, str]  # tag name -> tag object id
+    attempts: int
+    warnings: list[str] = field(default_factory=list)
+
+
+Plan = Callable[[str | None], list[Planned]]
+
+
+def _data(payload: bytes) -> bytes:
+    return b"data %d\n%s\n" % (len(payload), payload)
+
+
+def fast_import_stream(
+    loc: Location, history: list[Planned], base: str | None, committer: str
+) -> bytes:
+    """The `git fast-import` input that writes `history` on top of `base`, with its tags."""
+    parts: list[bytes] = []
+    for mark, item in enumerate(history, start=1):
+        parts.append(f"commit {_SCRATCH_BRANCH}\nmark :{mark}\n".encode())
+        parts.append(f"author {item.author or committer}\ncommitter {committer}\n".encode())
+        parts.append(_data(item.message.encode()))
+        if mark == 1 and base is not None:
+            parts.append(f"from {base}\n".encode())
+        for path, content in item.files.items():
+            # Registry paths are validated names joined by '/': nothing fast-import must quote.
+            repo_path = loc.repo_path(path)
+            if content is None:
+                parts.append(f"D {repo_path}\n".encode())
+            else:
+                parts.append(f"M 100644 inline {repo_path}\n".encode() + _data(content))
+        parts.append(b"\n")
+        if item.tag is not None:
+            parts.append(f"tag {item.tag.name}\nfrom :{mark}\ntagger {committer}\n".encode())
+            parts.append(_data(item.tag.message.encode()))
+    parts.append(b"done\n")
+    return b"".join(parts)
+
+
+def _scratch_env(loc: Location, scratch: Path) -> dict[str, str]:
+    """A throwaway git directory whose objects are this repository's (refs stay there)."""
+    (scratch / "refs" / "heads").mkdir(parents=True)
+    (scratch / "refs" / "tags").mkdir()
+    (scratch / "objects").mkdir()
+    (scratch / "HEAD").write_text(f"ref: {_SCRATCH_BRANCH}\n")
+    objects = loc.store.common_dir / "objects"
+    env = {"GIT_DIR": str(scratch), "GIT_OBJECT_DIRECTORY": str(objects)}
+    alternates = objects / "info" / "alternates"
+    if alternates.exists():
+        env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = os.pathsep.join(alternates.read_text().split())
+    return env
+
+
+def write_objects(
+    loc: Location, history: list[Planned], base: str | None
+) -> tuple[str, dict[str, str]]:
+    """Write every commit, tree, blob and tag of `history`; no ref of the repository moves.
+
+    Returns (the last commit, tag name -> tag object id).
+    """
+    store = loc.store
+    committer = store.identity()
+    stream = fast_import_stream(loc, history, base, committer)
+    store.state_dir.mkdir(parents=True, exist_ok=True)
+    scratch = Path(tempfile.mkdtemp(prefix="import-", dir=store.state_dir))
+    try:
+        env = _scratch_env(loc, scratch)
+        store.git("fast-import", "--quiet", "--done", "--date-format=raw", stdin=stream, env=env)
+        listing = store.out("for-each-ref", "--format=%(objectname) %(refname)", env=env)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+    tip, tags = "", {}
+    for line in listing.splitlines():
+        oid, _, ref = line.partition(" ")
+        if ref == _SCRATCH_BRANCH:
+            tip = oid
+        elif ref.startswith("refs/tags/"):
+            tags[ref.removeprefix("refs/tags/")] = oid
+    return tip, tags
+
+
+def _sync_worktree(loc: Location, branch: str, history: list[Planned]) -> list[str]:
+    """Show the imported files in the work tree and index, when the branch is checked out.
+
+    The paths were checked to be free of uncommitted changes before anything was written, so
+    they hold exactly what the branch tip holds. One `update-index` for all of them.
+    """
+    store = loc.store
+    if store.head_ref() != branch:
+        return []
+    final: dict[str, bytes | None] = {}
+    for item in history:
+        final.update(item.files)
+    for path, content in final.items():
+        target = loc.root / path
+        if content is None:
+            target.unlink(missing_ok=True)
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.modelctl-tmp")
+        tmp.write_bytes(content)
+        tmp.replace(target)
+    listing = b"".join(loc.repo_path(p).encode() + b"\0" for p in final)
+    proc = store.git(
+        "update-index", "--add", "--remove", "-z", "--stdin", stdin=listing, check=False
+    )
+    if proc.returncode != 0:
+        return [
+            "the git index is busy (another git process), so `git status` may show the imported "
+            "files as changed; once it is free run: git reset -q"
+        ]
+    return []
+
+
+def write_history(loc: Location, plan: Plan, *, attempts: int = MAX_ATTEMPTS) -> Written:
+    """Plan on the branch tip, write the whole history, and move the branch with every tag.
+
+    When the branch moves meanwhile the history is planned and written again on the new tip
+    (the objects written for the lost attempt are unreferenced; `git gc` removes them).
+    """
+    store = loc.store
+    branch = commits.registry_branch(loc)
+    store.recover_sync()
+    last: ConflictError | None = None
+    for attempt in range(1, attempts + 1):
+        base = store.ref_oid(branch)
+        history = plan(base)
+        paths = sorted({p for item in history for p in item.files})
+        commits.refuse_uncommitted(loc, paths)
+        commit, tags = write_objects(loc, history, base)
+        note = store.begin_sync(branch, [loc.repo_path(p) for p in paths], base)
+        try:
+            store.update_refs(branch, commit, base, tags, "modelctl: import")
+        except (RefMoved, LockHeld) as exc:
+            store.end_sync(note)
+            last = exc
+            continue
+        except BaseException:
+            store.end_sync(note)
+            raise
+        warnings = _sync_worktree(loc, branch, history)
+        store.end_sync(note)
+        return Written(branch, base, commit, tags, attempt, warnings)
+    assert last is not None
+    raise ConflictError(
+        f"gave up after {attempts} attempts: {last.message}",
+        hint=last.hint or "the branch keeps moving; run the import again when it is quiet",
+    )
