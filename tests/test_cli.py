@@ -210,3 +210,15 @@ def test_schema_command(tmp_path: Path) -> None:
     assert cli("schema", "--check", str(tmp_path / "s")).exit_code == 0
     (tmp_path / "s" / "route.json").write_text("{}")
     assert cli("schema", "--check", str(tmp_path / "s")).exit_code == 1
+
+
+def test_only_the_command_being_run_is_built() -> None:
+    from modelctl.cli import _app_for
+    from modelctl.cli.app import app
+
+    single = _app_for(["-C", "somewhere", "--debug", "status", "support-bot", "--json"])
+    assert [c.name for c in single.registered_commands] == ["status"]
+    assert single.registered_groups == []
+    assert [g.name for g in _app_for(["eval", "gate", "r"]).registered_groups] == ["eval"]
+    for argv in (["--help"], ["-C", "x", "--help"], ["statuz"], [], ["--version"]):
+        assert _app_for(argv) is app

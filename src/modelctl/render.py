@@ -9,24 +9,34 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
 from pathlib import PurePath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
+if TYPE_CHECKING:  # rich loads on first use: `--json` output never needs it
+    from rich.console import Console
+    from rich.table import Table
 
 _out: Console | None = None
 _err: Console | None = None
+# What rich would read as markup: `[` followed by a tag-like run up to `]`.
+_MARKUP = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+
+
+def escape(text: str) -> str:
+    """Text as rich prints it literally (a file path with `[brackets]`, a user's reason)."""
+    return _MARKUP.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
 
 
 def out() -> Console:
     global _out
     if _out is None:
+        from rich.console import Console
+
         _out = Console(highlight=False, soft_wrap=False)
     return _out
 
@@ -34,6 +44,8 @@ def out() -> Console:
 def err() -> Console:
     global _err
     if _err is None:
+        from rich.console import Console
+
         _err = Console(stderr=True, highlight=False)
     return _err
 
@@ -92,6 +104,8 @@ def in_github_actions() -> bool:
 
 
 def table(title: str | None, columns: Iterable[str], rows: Iterable[Iterable[Any]]) -> Table:
+    from rich.table import Table
+
     t = Table(title=title, title_justify="left", show_edge=False, pad_edge=False, box=None)
     for column in columns:
         t.add_column(column, overflow="fold")
