@@ -328,3 +328,16 @@ def test_push_to_a_bare_remote(repo: Path, tmp_path: Path) -> None:
     assert git(remote, "rev-parse", "main") == payload["commit"] == git(repo, "rev-parse", "HEAD")
     assert git(remote, "rev-parse", "modelctl/support-bot/dev/1^{commit}") == payload["commit"]
     assert git(repo, "status", "--porcelain") == ""
+
+
+def test_read_commands_work_on_a_detached_head(repo: Path) -> None:
+    """CI checkouts leave HEAD detached; every read-only question still answers."""
+    deploy_dev(repo)
+    run(repo, "promote", "support-bot", "--to", "staging")
+    git(repo, "checkout", "-q", "--detach", "HEAD")
+    assert run(repo, "status")["branch"] == "HEAD"
+    assert len(run(repo, "history", "support-bot")["events"]) == 2
+    assert run(repo, "resolve", "support-bot", "--stage", "dev", "--at", "HEAD")["binding"]
+    assert cli("verify", cwd=repo).exit_code == 0
+    result = cli("deploy", "support-bot", "--stage", "dev", *GPT5, cwd=repo)
+    assert result.exit_code == 2 and "HEAD is detached" in result.stderr

@@ -406,13 +406,9 @@ def live_at(stage_events: list[Event], epoch: float) -> Event | None:
 
 
 def branch_tip(loc: Location) -> tuple[str, str]:
-    """(branch ref, commit) the history is read from: the checked-out branch."""
-    ref = loc.store.head_ref()
-    if ref is None:
-        raise UsageError(
-            "HEAD is detached; history is read from the checked-out branch",
-            hint="check out the registry branch: git switch main",
-        )
+    """(branch ref, commit) the history is read from: the checked-out branch, or `HEAD` when
+    it is detached (CI checkouts are), read-only questions work there too."""
+    ref = loc.store.head_ref() or "HEAD"
     tip = loc.store.ref_oid(ref)
     if tip is None:
         raise GitError(f"{ref} has no commits yet", hint="add something first: modelctl init")

@@ -317,7 +317,8 @@ class _Audit:
                         "scope", commit.oid, f"lifecycle commit also changes {', '.join(extra)}"
                     )
                 )
-            if t.get("ref") and t["ref"] != branch:
+            # On a detached HEAD (a CI checkout) the branch is unknown: nothing to compare.
+            if t.get("ref") and branch != "HEAD" and t["ref"] != branch:
                 findings.append(
                     Finding(
                         "scope",
