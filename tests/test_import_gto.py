@@ -465,3 +465,22 @@ def test_route_files_are_rendered_as_render_manifest_does() -> None:
         data = yamlio.load_mapping(text, "routes/churn.yaml").data
         model = manifests.Route.model_validate(data)
         assert text == render_manifest(model, "routes/churn.yaml")
+
+
+def test_imported_events_take_effect_at_their_original_dates(repo: Path) -> None:
+    """resolve --at answers about the GTO past, not about the day of the import."""
+    import_json(repo)
+    history = cli("history", "churn", "--stage", "prod", "--json", cwd=repo).json
+    assert isinstance(history, dict)
+    times = [e["time"] for e in history["events"]]
+    assert all(t.startswith("2024-01-01T") for t in times), times
+    for event in history["events"]:
+        resolved = cli(
+            "resolve", "churn", "--stage", "prod", "--at", event["time"], "--json", cwd=repo
+        ).json
+        assert isinstance(resolved, dict)
+        assert resolved["summary"] == event["summary"]
+    before = cli(
+        "resolve", "churn", "--stage", "prod", "--at", "2023-12-31", "--json", cwd=repo
+    ).json
+    assert isinstance(before, dict) and before["binding"] is None

@@ -302,6 +302,15 @@ def _seq(trailers: dict[str, str]) -> int | None:
         return None
 
 
+def _effective_time(committed: int, trailers: dict[str, str]) -> int:
+    """When an event took effect: its commit time, except for history imported from another
+    registry, which took effect when it originally happened (`Modelctl-Original-Date`)."""
+    if trailers.get("action") != "import" or not trailers.get("original-date"):
+        return committed
+    parsed = parse_time(trailers["original-date"])
+    return int(parsed[0].timestamp()) if parsed else committed
+
+
 def events(route: str, records: list[Record], stage: str | None = None) -> list[Event]:
     """Stage events in order: a record after which a stage's binding differs from before."""
     out: list[Event] = []
@@ -328,7 +337,7 @@ def events(route: str, records: list[Record], stage: str | None = None) -> list[
                     action=t["action"] if attested else "unattested",
                     seq=_seq(t) if attested else None,
                     commit=record.commit,
-                    time=record.time,
+                    time=_effective_time(record.time, t) if attested else record.time,
                     author=record.author,
                     email=record.email,
                     binding=after,
