@@ -266,7 +266,7 @@ def test_validate_annotations_name_the_file_in_the_repository(tmp_path: Path) ->
     result = cli("validate", cwd=repo / "ml-registry", env={"GITHUB_ACTIONS": "true"})
     assert result.exit_code == 1
     assert re.search(
-        r"^::error file=ml-registry/routes/support-bot\.yaml,line=\d+::stages\.",
+        r"^::error file=ml-registry/routes/support-bot\.yaml,line=\d+,title=modelctl validate::stages\.",
         result.stdout,
         re.MULTILINE,
     ), result.stdout

@@ -124,6 +124,8 @@ def test_template_file_digest(registry: Path) -> None:
         "prompts/t/1.yaml: template_file.sha256: does not match the content of prompts/t/1.txt; "
         "a pinned file must not change (add a new version instead)"
     ]
+    # the pre-commit hook passes only the changed file: its pinning manifest still reports
+    assert validate(registry, "prompts/t/1.txt") == (1, problems)
 
 
 def test_paths_limit_what_is_reported(registry: Path) -> None:
@@ -150,6 +152,6 @@ def test_github_annotations(registry: Path) -> None:
     edit(registry, "routes/support-bot.yaml", "support-gpt@2026-03", "support-gpt@2025-01")
     result = cli("validate", cwd=registry, env={"GITHUB_ACTIONS": "true"})
     assert (
-        "::error file=routes/support-bot.yaml,line=25::stages.production.targets[0].model: model"
-        in result.stdout
+        "::error file=routes/support-bot.yaml,line=25,title=modelctl validate::"
+        "stages.production.targets[0].model: model" in result.stdout
     )

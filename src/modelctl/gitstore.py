@@ -301,7 +301,8 @@ class GitStore:
 
     @property
     def state_dir(self) -> Path:
-        """modelctl's own folder in the git directory: caches only, safe to delete."""
+        """modelctl's own folder in the git directory: caches (safe to delete), plus the note a
+        write leaves while it updates the work tree (pending-sync/, removed when it is done)."""
         return self.common_dir / "modelctl"
 
     # --- reading trees and blobs ----------------------------------------------------------------
@@ -516,8 +517,9 @@ class GitStore:
     def fetch_branch(self, remote: str, branch_ref: str) -> str | None:
         """Fetch `branch_ref` from `remote` into a private ref; its commit, or None if absent.
 
-        An explicit refspec into modelctl's own namespace: never relies on (or moves) the
-        user's remote-tracking branches.
+        An explicit refspec into modelctl's own namespace, so what is built on never depends on
+        how fresh the user's remote-tracking branch is (a successful `git push` later updates
+        that one, as any push does).
         """
         private = f"refs/modelctl/remotes/{remote}/{branch_ref.removeprefix('refs/heads/')}"
         listing = self.git("ls-remote", "--end-of-options", remote, branch_ref, check=False)

@@ -291,7 +291,13 @@ def validate(
         def selected(path: str) -> bool:
             return any(p in ("", path) or path.startswith(p.rstrip("/") + "/") for p in inside)
 
-        problems = [p for p in problems if selected(p.path) or p.path == refs.SETTINGS_FILE]
+        # A changed template or dataset file is reported through the manifest that pins it.
+        pins = _pinned_files(snapshot)
+        problems = [
+            p for p in problems
+            if selected(p.path) or p.path == refs.SETTINGS_FILE
+            or any(selected(f) for f in pins.get(p.path, ()))
+        ]  # fmt: skip
         files = sum(1 for path in snapshot.entries if selected(path))
     problems = _with_lines(problems, read)
     # Immutability is about the whole registry: a deleted version is in no list of changed files.
@@ -305,6 +311,18 @@ def validate(
         skipped,
         loc.prefix,
     )
+
+
+def _pinned_files(snapshot: Snapshot) -> dict[str, list[str]]:
+    """Manifest path -> the registry files it pins by digest (template files, dataset files)."""
+    out: dict[str, list[str]] = {}
+    for entry in snapshot.artifacts():
+        data = entry.data or {}
+        if entry.category == "prompts" and data.get("template_file"):
+            out[entry.path] = [data["template_file"]["path"]]
+        elif entry.category == "datasets" and "://" not in str(data.get("uri", "://")):
+            out[entry.path] = [str(data["uri"])]
+    return out
 
 
 def _field_path(field_name: str) -> tuple[str | int, ...]:

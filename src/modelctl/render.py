@@ -183,12 +183,14 @@ def problems(items: list[Any], prefix: str = "") -> None:
         for p in items:
             line = f",line={p.line}" if p.line else ""
             text = f"{p.field}: {p.message}" if p.field else p.message
-            sys.stdout.write(f"::error file={_gh(prefix + p.path)}{line}::{_gh(text)}\n")
+            where = f"file={_gh(prefix + p.path, prop=True)}{line},title=modelctl validate"
+            sys.stdout.write(f"::error {where}::{_gh(text)}\n")
 
 
-def _gh(text: str) -> str:
-    """Escape a workflow-command value."""
-    return text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+def _gh(text: str, *, prop: bool = False) -> str:
+    """Escape a workflow-command value (a property value also escapes `:` and `,`)."""
+    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
 def validate_result(result: Any) -> None:
@@ -363,6 +365,10 @@ def resolve_result(result: Any) -> None:
 def verify_result(result: Any) -> None:
     for f in result.findings:
         out().print(f"[red]✗[/red] {escape(f.check)}: {escape(f.where)}: {escape(f.message)}")
+        if in_github_actions():
+            sys.stdout.write(
+                f"::error title=modelctl verify::{_gh(f'{f.check}: {f.where}: {f.message}')}\n"
+            )
     # Notes repeat (every unsigned commit in an optional-signing registry): count them instead.
     grouped: dict[tuple[str, str], list[str]] = {}
     for f in result.notes:
