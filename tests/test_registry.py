@@ -127,3 +127,32 @@ def test_no_commits_yet(tmp_path: Path) -> None:
     (repo / "modelctl.yaml").write_text("x: 1\n")
     snap = registry.snapshot_at(registry.locate(repo))
     assert snap.entries == {} and "no commits" in snap.label
+
+
+def test_files_at_reads_single_files_and_caches_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    repo = make_registry(tmp_path / "r")
+    add_models(repo, 50)
+    loc = registry.locate(repo)
+    head = git(repo, "rev-parse", "HEAD")
+    wanted = {
+        "routes/support-bot.yaml": "routes",
+        "modelctl.yaml": "settings",
+        "routes/nope.yaml": "routes",
+    }
+    first = registry.files_at(loc, head, wanted)
+    assert first["routes/nope.yaml"] is None
+    route = first["routes/support-bot.yaml"]
+    assert route is not None and route.data is not None and route.data["name"] == "support-bot"
+    parsed: list[str] = []
+    original = registry.parse_entry
+
+    def counting(path: str, raw: bytes, oid: str | None, category: str) -> registry.Entry:
+        parsed.append(path)
+        return original(path, raw, oid, category)
+
+    monkeypatch.setattr(registry, "parse_entry", counting)
+    again = registry.files_at(loc, head, wanted)
+    assert parsed == []  # warm: from the per-file cache, not the whole snapshot
+    assert again["routes/support-bot.yaml"] == route

@@ -7,7 +7,7 @@ from typing import Any
 
 from modelctl import refs
 from modelctl.errors import UsageError
-from modelctl.registry import Entry, Snapshot
+from modelctl.registry import Entry, Location, Snapshot, files_at, snapshot_at
 
 LIST_KINDS = ("model", "prompt", "judge", "dataset", "route", "eval")
 _CATEGORY = {
@@ -166,3 +166,23 @@ def show(snapshot: Snapshot, text: str) -> ShowResult:
         problems=[str(p) for p in entry.problems],
         used_by=used_by(snapshot, entry),
     )
+
+
+def show_ref(loc: Location, rev: str, text: str) -> ShowResult:
+    """`show`: a route by name reads only its file (nothing references a route); anything
+    else needs the whole snapshot to find what references it."""
+    if "@" not in text and "/" not in text:
+        refs.check_name(text, "route name")
+        commit = loc.store.resolve(rev)
+        if commit is None:
+            raise UsageError(f"revision {rev!r} does not exist")
+        path = str(refs.route_path(text))
+        entry = files_at(loc, commit, {path: "routes"})[path]
+        if entry is None:
+            raise UsageError(
+                f"no route {text!r} at {rev} ({commit[:7]})",
+                hint="versions are shown as name@version, e.g. support-llm@2026-04",
+            )
+        return ShowResult("route", f"route/{text}", path, entry.oid, f"{rev} ({commit[:7]})",
+                          entry.data, [str(p) for p in entry.problems])  # fmt: skip
+    return show(snapshot_at(loc, rev), text)

@@ -279,3 +279,53 @@ def read_limited(file: Path) -> bytes:
     """Read at most one byte more than a manifest may hold: oversized files are never slurped."""
     with file.open("rb") as fh:
         return fh.read(MAX_MANIFEST_BYTES + 1)
+
+
+# --- single files, for questions about one route ------------------------------------------------
+
+
+def files_at(loc: Location, commit: str, wanted: dict[str, str]) -> dict[str, Entry | None]:
+    """Registry files (path -> category) at `commit`, without loading the whole snapshot.
+
+    One `cat-file --batch-check` finds the blobs; parsed entries are cached by blob id and
+    path, so a warm question about one route costs the same however large the registry is.
+    """
+    store = loc.store
+    specs = [f"{commit}:{loc.repo_path(path)}" for path in wanted]
+    out = store.git("cat-file", "--batch-check", stdin="".join(f"{s}\n" for s in specs).encode())
+    lines = out.stdout.decode().splitlines()
+    found: dict[str, Entry | None] = {}
+    missing: dict[str, str] = {}
+    folder = store.state_dir / "files"
+    for (path, category), line in zip(wanted.items(), lines, strict=True):
+        parts = line.split()
+        if len(parts) != 3 or parts[1] != "blob":
+            found[path] = None
+            continue
+        oid = parts[0]
+        cached = _load_cached(folder / _file_key(oid, path))
+        if cached is not None:
+            data = cached["data"]
+            problems = [Problem(path, f, m, ln) for f, m, ln in cached["problems"]]
+            found[path] = Entry(path, category, oid, data, problems)
+        else:
+            missing[path] = oid
+    if missing:
+        blobs = store.read_blobs(missing.values())
+        for path, oid in missing.items():
+            entry = parse_entry(path, blobs[oid], oid, wanted[path])
+            found[path] = entry
+            payload = {
+                "format": CACHE_FORMAT,
+                "data": entry.data,
+                "problems": [[p.field, p.message, p.line] for p in entry.problems],
+            }
+            with contextlib.suppress(OSError):
+                _write_json_atomic(folder / _file_key(oid, path), payload)
+    return found
+
+
+def _file_key(oid: str, path: str) -> str:
+    import hashlib
+
+    return f"{oid}-{hashlib.sha1(path.encode(), usedforsecurity=False).hexdigest()[:10]}.json"

@@ -14,7 +14,7 @@ from typing import Any
 from modelctl import gates, history, refs
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
-from modelctl.registry import Location, snapshot_at
+from modelctl.registry import Entry, Location, files_at, snapshot_at
 
 
 @dataclass
@@ -76,8 +76,10 @@ def view(event: history.Event, signature: Signature | None = None) -> EventView:
 @contextlib.contextmanager
 def trust_file(loc: Location, commit: str) -> Iterator[tuple[Path | None, str]]:
     """The registry's allowed-signers file as it stands at `commit`, as a temporary file."""
-    snapshot = snapshot_at(loc, commit)
-    path = (snapshot.settings or {}).get("allowed_signers", ".modelctl/allowed_signers")
+    settings = files_at(loc, commit, {refs.SETTINGS_FILE: "settings"})[refs.SETTINGS_FILE]
+    path = ((settings.data if settings else None) or {}).get(
+        "allowed_signers", ".modelctl/allowed_signers"
+    )
     oid = loc.store.object_at(commit, loc.repo_path(path))
     if oid is None:
         yield None, "none"
@@ -148,22 +150,26 @@ class StatusResult:
 
 def status(loc: Location, route: str | None = None) -> StatusResult:
     branch, tip = history.branch_tip(loc)
-    snapshot = snapshot_at(loc, tip)
-    stage_order = [s["name"] for s in (snapshot.settings or {}).get("stages", [])]
+    routes: dict[str, Entry | None]
     if route is not None:
+        # One route: read its file and the settings alone, whatever the registry's size.
         refs.check_name(route, "route name")
-        if snapshot.route(route) is None:
-            raise UsageError(
-                f"no route {route!r} at {snapshot.label}", hint="see: modelctl list route"
-            )
-        names = [route]
+        path = str(refs.route_path(route))
+        files = files_at(loc, tip, {refs.SETTINGS_FILE: "settings", path: "routes"})
+        settings = files[refs.SETTINGS_FILE]
+        if files[path] is None:
+            raise UsageError(f"no route {route!r} at {tip[:7]}", hint="see: modelctl list route")
+        routes = {route: files[path]}
         records = {route: history.route_records(loc, route, tip)}
+        settings_data = settings.data if settings else None
     else:
-        names = [e.path[len("routes/") : -len(".yaml")] for e in snapshot.artifacts("routes")]
+        snapshot = snapshot_at(loc, tip)
+        routes = {e.path[len("routes/") : -len(".yaml")]: e for e in snapshot.artifacts("routes")}
         records = history.all_route_records(loc, tip)
+        settings_data = snapshot.settings
+    stage_order = [s["name"] for s in (settings_data or {}).get("stages", [])]
     out = []
-    for name in names:
-        entry = snapshot.route(name)
+    for name, entry in routes.items():
         assert entry is not None
         current = (entry.data or {}).get("stages", {})
         latest: dict[str, history.Event] = {}

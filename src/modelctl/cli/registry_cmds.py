@@ -361,9 +361,8 @@ def show(
 ) -> None:
     """Show a manifest and everything that references it."""
     from modelctl import catalog, render
-    from modelctl.registry import snapshot_at
 
-    result = catalog.show(snapshot_at(location(), rev), ref)
+    result = catalog.show_ref(location(), rev, ref)
     if json_output:
         render.emit_json(result)
     else:
