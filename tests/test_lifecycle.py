@@ -341,3 +341,14 @@ def test_read_commands_work_on_a_detached_head(repo: Path) -> None:
     assert cli("verify", cwd=repo).exit_code == 0
     result = cli("deploy", "support-bot", "--stage", "dev", *GPT5, cwd=repo)
     assert result.exit_code == 2 and "HEAD is detached" in result.stderr
+
+
+def test_status_of_every_route_is_cached_by_commit(repo: Path) -> None:
+    deploy_dev(repo)
+    first = run(repo, "status")
+    assert list((repo / ".git/modelctl/status").glob("*.json"))
+    assert run(repo, "status") == first  # from the cache, identical
+    run(repo, "promote", "support-bot", "--to", "staging")
+    after = run(repo, "status")  # a new commit: a new answer
+    stages = {s["stage"]: s for s in after["routes"][0]["stages"]}
+    assert stages["staging"]["event"]["tag"] == "modelctl/support-bot/staging/1"

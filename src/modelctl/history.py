@@ -162,8 +162,11 @@ def _parse_stages(raw: bytes, label: str) -> dict[str, Any] | None:
     return dict(data.get("stages", {})) if data is not None and not problems else None
 
 
-def _fill_stages(loc: Location, records: list[Record], route: str) -> None:
-    blobs = loc.store.read_blobs(r.blob for r in records if r.blob and r.stages is None)
+def _fill_stages(
+    loc: Location, records: list[Record], route: str, blobs: dict[str, bytes] | None = None
+) -> None:
+    if blobs is None:
+        blobs = loc.store.read_blobs(r.blob for r in records if r.blob and r.stages is None)
     parsed: dict[str, dict[str, Any] | None] = {}
     for record in records:
         if record.blob is None:
@@ -243,6 +246,7 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
         fresh: dict[str, list[Record]] = {}
         for route, record in _parse_log(raw, paths):
             fresh.setdefault(route, []).append(record)
+        pending: dict[str, list[Record]] = {}
         for route, new in fresh.items():
             cached = _load_cache(_cache_file(loc, route))
             if since and cached is not None and cached["tip"] != since:
@@ -252,8 +256,13 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
                 continue
             old = [Record(**r) for r in cached["records"]] if cached and since else []
             known = {r.commit for r in old}
-            merged = old + [r for r in reversed(new) if r.commit not in known]
-            _fill_stages(loc, merged, route)
+            pending[route] = old + [r for r in reversed(new) if r.commit not in known]
+        # Every route's new blobs in one cat-file, not one process per route.
+        blobs = loc.store.read_blobs(
+            r.blob for merged in pending.values() for r in merged if r.blob and r.stages is None
+        )
+        for route, merged in pending.items():
+            _fill_stages(loc, merged, route, blobs)
             _save_cache(_cache_file(loc, route), tip, merged)
             routes[route] = merged
         with contextlib.suppress(OSError):

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import hashlib
 import json
 import os
 import tempfile
@@ -148,8 +150,56 @@ class StatusResult:
     routes: list[RouteStatus]
 
 
+def _status_cache(loc: Location, tip: str) -> Path:
+    key = hashlib.sha1(f"{loc.prefix}\0{tip}".encode(), usedforsecurity=False).hexdigest()
+    return loc.store.state_dir / "status" / f"{key}.json"
+
+
+def _from_cache(branch: str, tip: str, payload: dict[str, Any]) -> StatusResult:
+    routes = []
+    for r in payload["routes"]:
+        stages = [
+            StageStatus(
+                s["stage"],
+                s["summary"],
+                s["binding"],
+                EventView(**s["event"]) if s["event"] else None,
+            )
+            for s in r["stages"]
+        ]
+        routes.append(RouteStatus(r["route"], stages, r["problems"]))
+    return StatusResult(branch.removeprefix("refs/heads/"), tip, routes)
+
+
 def status(loc: Location, route: str | None = None) -> StatusResult:
     branch, tip = history.branch_tip(loc)
+    if route is None:
+        # Everything at one commit is a pure function of that commit: cache it by the commit.
+        cache = _status_cache(loc, tip)
+        try:
+            payload = json.loads(cache.read_text())
+            if payload.get("format") == _STATUS_FORMAT:
+                return _from_cache(branch, tip, payload)
+        except (OSError, ValueError, KeyError, TypeError):
+            pass
+        result = _status(loc, branch, tip, None)
+        with contextlib.suppress(OSError):
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+            data = {
+                "format": _STATUS_FORMAT,
+                "routes": [dataclasses.asdict(r) for r in result.routes],
+            }
+            tmp.write_text(json.dumps(data, separators=(",", ":")))
+            tmp.replace(cache)
+        return result
+    return _status(loc, branch, tip, route)
+
+
+_STATUS_FORMAT = 1
+
+
+def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusResult:
     routes: dict[str, Entry | None]
     if route is not None:
         # One route: read its file and the settings alone, whatever the registry's size.
