@@ -128,7 +128,9 @@ RelativePath = Annotated[
 class Strict(BaseModel):
     """Base of every manifest model: unknown fields and non-finite numbers are errors."""
 
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, populate_by_name=True)
+    model_config = ConfigDict(
+        extra="forbid", allow_inf_nan=False, populate_by_name=True, defer_build=True
+    )
 
 
 class Manifest(Strict):
