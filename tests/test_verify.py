@@ -8,6 +8,7 @@ mocked.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
@@ -509,6 +510,71 @@ def test_committed_version_file_changed_later(repo: Path, change: str) -> None:
             "message": f"{path} was {change} after it was committed",
         }
     ]
+
+
+DATA = "datasets/support-golden/2026-04.jsonl"
+DATASET = "datasets/support-golden/2026-04.yaml"
+
+
+@pytest.mark.parametrize("change", ["modified", "deleted"])
+def test_file_pinned_by_digest_changed_later(repo: Path, change: str) -> None:
+    """A dataset's rows are part of its version: editing them is a version change in disguise."""
+    if change == "modified":
+        with (repo / DATA).open("a") as fh:
+            fh.write('{"id": "extra", "input": "one more row"}\n')
+        git(repo, "commit", "-qam", "add a row to the golden set")
+    else:
+        git(repo, "rm", "-q", DATA)
+        git(repo, "commit", "-qm", "drop the golden set's rows")
+    code, payload = verify(repo)
+    assert code == 1
+    assert payload["findings"] == [
+        {
+            "check": "immutable",
+            "where": head(repo),
+            "message": f"{DATA} was {change} after {DATASET} pinned it by digest",
+        }
+    ]
+
+
+def test_prompt_template_file_pinned_later_then_edited(repo: Path, tmp_path: Path) -> None:
+    """A file committed before any manifest pins it may change; once pinned it may not."""
+    template = repo / "prompts/support-system/5.txt"
+    template.write_text("draft\n")
+    git(repo, "add", "prompts/support-system/5.txt")
+    git(repo, "commit", "-qm", "draft a template")
+    template.write_text("You answer support questions.\n")
+    git(repo, "commit", "-qam", "finish the template")
+    manifest = tmp_path / "prompt.yaml"
+    digest = hashlib.sha256(template.read_bytes()).hexdigest()
+    manifest.write_text(PROMPT_WITH_FILE.format(sha=digest))
+    added = cli("add", "--file", str(manifest), cwd=repo)
+    assert added.exit_code == 0, added.stderr
+    assert verify(repo)[0] == 0
+    template.write_text("You answer support questions. Be brief.\n")
+    git(repo, "commit", "-qam", "tighten the template")
+    for args in ((), ("--since", "HEAD~1")):  # a full run, and one resumed from the checkpoint
+        code, payload = verify(repo, *args)
+        assert code == 1
+        assert payload["findings"] == [
+            {
+                "check": "immutable",
+                "where": head(repo),
+                "message": "prompts/support-system/5.txt was modified after "
+                "prompts/support-system/5.yaml pinned it by digest",
+            }
+        ]
+
+
+PROMPT_WITH_FILE = """\
+apiVersion: modelctl/v1
+kind: Prompt
+name: support-system
+version: "5"
+template_file:
+  path: prompts/support-system/5.txt
+  sha256: {sha}
+"""
 
 
 def test_example_route_file_written_by_hand_is_unattested(tmp_path: Path) -> None:

@@ -11,7 +11,8 @@ Findings (each fails verify):
 - committer dates that go backwards along lifecycle history (or below any earlier commit's,
   which catches a lifecycle commit backdated into an expired key's validity window), or lie
   in the future;
-- a committed version file modified or deleted later;
+- a committed version file modified or deleted later, or a file a committed manifest pins
+  by digest (a prompt's `template_file`, a dataset's local `uri`);
 - a lifecycle commit touching more than its route file (and eval records), or made for
   another branch (`Modelctl-Ref`);
 - route-file changes made outside modelctl (unattested).
@@ -45,7 +46,8 @@ from modelctl.registry import VERSIONED, Location
 
 FUTURE_SKEW = 300  # seconds a committer date may lie ahead of this machine's clock
 _VERSIONED_PREFIXES = tuple(f"{c}/" for c in VERSIONED)
-CHECKPOINT_FORMAT = 1
+_PINNING_PREFIXES = ("prompts/", "datasets/")  # manifests that pin a file by its digest
+CHECKPOINT_FORMAT = 2  # 2: commits carry the blobs of added prompt and dataset manifests
 WINDOW = 1000  # commits a checkpoint keeps, so `--since` anywhere among them can resume
 
 
@@ -85,6 +87,9 @@ class _Commit:
     time: int
     trailers: dict[str, str]
     changes: list[tuple[str, str]]  # (status letter, registry-relative path)
+    # Prompt and dataset manifests this commit adds -> their blob ids: what they pin is read
+    # from these, all at once, before the audit runs.
+    added: dict[str, str] = field(default_factory=dict)
 
 
 _FORMAT = "%x1e%H%x00%P%x00%ct%x00%(trailers:only,unfold)%x00"
@@ -106,17 +111,45 @@ def _commits(loc: Location, revisions: str) -> list[_Commit]:
         if not chunk.strip():
             continue
         oid, parents, ctime, trailers, rest = chunk.decode("utf-8", "replace").split("\x00", 4)
-        changes = []
+        changes, added = [], {}
         for line in rest.splitlines():
             if not line.startswith(":") or "\t" not in line:
                 continue
             meta, _, path = line.partition("\t")
-            status = meta.split()[-1][0]
+            fields = meta.split()
+            status = fields[-1][0]
             if path.startswith(loc.prefix):
-                changes.append((status, path[len(loc.prefix) :]))
-        out.append(
-            _Commit(oid, parents.split(), int(ctime), history.parse_trailers(trailers), changes)
-        )
+                path = path[len(loc.prefix) :]
+                changes.append((status, path))
+                if (
+                    status == "A"
+                    and path.startswith(_PINNING_PREFIXES)
+                    and refs.classify_path(path) is not None
+                ):
+                    added[path] = fields[3]
+        trailer_map = history.parse_trailers(trailers)
+        out.append(_Commit(oid, parents.split(), int(ctime), trailer_map, changes, added))
+    return out
+
+
+def _pins(loc: Location, commits: list[_Commit]) -> dict[str, list[tuple[str, str]]]:
+    """Commit id -> (manifest, pinned file) for each prompt template and local dataset file
+    that a manifest added in that commit pins by digest; all blobs read by one process."""
+    from modelctl import yamlio
+    from modelctl.errors import ManifestError
+
+    wanted = {blob: (c.oid, path) for c in commits for path, blob in c.added.items()}
+    out: dict[str, list[tuple[str, str]]] = {}
+    for blob, raw in loc.store.read_blobs(wanted).items():
+        oid, path = wanted[blob]
+        try:
+            data = yamlio.load_mapping(raw, path, with_lines=False).data
+        except ManifestError:
+            continue  # an unreadable manifest pins nothing; validate reports it
+        spec = data.get("template_file")
+        target = spec.get("path") if isinstance(spec, dict) else data.get("uri")
+        if isinstance(target, str) and "://" not in target and target != path:
+            out.setdefault(oid, []).append((path, target))
     return out
 
 
@@ -135,9 +168,15 @@ class _State:
     signers_path: str = ".modelctl/allowed_signers"
     blob: str | None = None
     stage_modes: dict[str, str] = field(default_factory=dict)
+    pinned: dict[str, str] = field(default_factory=dict)  # pinned file -> the manifest pinning it
 
     def copy(self) -> _State:
-        return replace(self, last_seq=dict(self.last_seq), stage_modes=dict(self.stage_modes))
+        return replace(
+            self,
+            last_seq=dict(self.last_seq),
+            stage_modes=dict(self.stage_modes),
+            pinned=dict(self.pinned),
+        )
 
     def to_json(self) -> dict[str, Any]:
         data = {k: v for k, v in self.__dict__.items() if k != "last_seq"}
@@ -156,6 +195,7 @@ class _State:
             or not isinstance(state.signers_path, str)
             or not (state.blob is None or isinstance(state.blob, str))
             or not isinstance(state.stage_modes, dict)
+            or not isinstance(state.pinned, dict)
         ):
             raise ValueError("malformed checkpoint state")
         return state
@@ -183,12 +223,15 @@ class _Audit:
         """
         window_start = max(0, len(commits) - WINDOW)
         window_state = self.state.copy()
+        pins = _pins(self.loc, commits)
         for position, commit in enumerate(commits):
             if position == window_start:
                 window_state = self.state.copy()
             checked = position >= start
             self._trust(commit)
             is_lifecycle = self._check(commit, checked)
+            for manifest, pinned in pins.get(commit.oid, ()):
+                self.state.pinned[pinned] = manifest
             if checked and commit.oid in self.trust_changes and not is_lifecycle:
                 self.checked_trust.append(commit)
         return window_start, window_state
@@ -247,6 +290,17 @@ class _Audit:
                 what = "modified" if status != "D" else "deleted"
                 findings.append(
                     Finding("immutable", commit.oid, f"{path} was {what} after it was committed")
+                )
+        for status, path in commit.changes:
+            manifest = s.pinned.get(path)
+            if manifest is not None and status in ("M", "D", "T") and checked:
+                what = "modified" if status != "D" else "deleted"
+                findings.append(
+                    Finding(
+                        "immutable",
+                        commit.oid,
+                        f"{path} was {what} after {manifest} pinned it by digest",
+                    )
                 )
         if not is_lifecycle:
             if route_changes and checked and action != "init":
@@ -687,8 +741,15 @@ def _load_checkpoint(loc: Location, branch: str) -> _Checkpoint | None:
         ):
             return None
         window = [
-            _Commit(oid, list(parents), int(ctime), dict(trailers), [(s, p) for s, p in changes])
-            for oid, parents, ctime, trailers, changes in data["window"]
+            _Commit(
+                oid,
+                list(parents),
+                int(ctime),
+                dict(trailers),
+                [(s, p) for s, p in changes],
+                {str(k): str(v) for k, v in added.items()},
+            )
+            for oid, parents, ctime, trailers, changes, added in data["window"]
         ]
         fine = data["fine"]
         if not isinstance(fine, dict) or not all(isinstance(v, str) for v in fine.values()):
@@ -714,7 +775,9 @@ def _save_checkpoint(loc: Location, branch: str, checkpoint: _Checkpoint) -> Non
         "tip": checkpoint.tip,
         "base": checkpoint.base,
         "state": checkpoint.state.to_json(),
-        "window": [[c.oid, c.parents, c.time, c.trailers, c.changes] for c in checkpoint.window],
+        "window": [
+            [c.oid, c.parents, c.time, c.trailers, c.changes, c.added] for c in checkpoint.window
+        ],
         "fine": checkpoint.tags.fine,
         "bad": checkpoint.tags.bad,
     }
