@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from conftest import cli, git
@@ -120,12 +121,53 @@ def test_template_file_digest(registry: Path) -> None:
     )
     code, problems = validate(registry)
     assert code == 1
+    found = hashlib.sha256(b"Hello {{name}}").hexdigest()
     assert problems == [
-        "prompts/t/1.yaml: template_file.sha256: does not match the content of prompts/t/1.txt; "
-        "a pinned file must not change (add a new version instead)"
+        "prompts/t/1.yaml: template_file.sha256: does not match the content of prompts/t/1.txt "
+        f"(sha256 {found}); a pinned file must not change (add a new version instead)"
     ]
     # the pre-commit hook passes only the changed file: its pinning manifest still reports
     assert validate(registry, "prompts/t/1.txt") == (1, problems)
+
+
+DATA = "datasets/support-golden/2026-04.jsonl"
+DATASET = "datasets/support-golden/2026-04.yaml"
+
+
+def test_dataset_rows_edited_after_pinning(registry: Path) -> None:
+    assert validate(registry) == (0, [])
+    with (registry / DATA).open("a") as fh:
+        fh.write('{"id": "extra", "input": "one more row"}\n')
+    found = hashlib.sha256((registry / DATA).read_bytes()).hexdigest()
+    expected = [
+        f"{DATASET}: sha256: does not match the content of {DATA} (sha256 {found}); "
+        "a pinned file must not change (add a new version instead)"
+    ]
+    assert validate(registry) == (1, expected)
+    # what the pre-commit hook passes when only the rows were staged
+    assert validate(registry, "modelctl.yaml", DATA) == (1, expected)
+    # committed anyway (--no-verify): the commit is checked from git's objects
+    git(registry, "commit", "-qam", "add a row")
+    assert validate(registry, "--rev", "HEAD") == (1, expected)
+    (registry / DATA).unlink()
+    assert validate(registry)[1] == [f"{DATASET}: uri: file {DATA} does not exist in the registry"]
+
+
+def test_dataset_kept_in_git_lfs_is_checked_through_its_pointer(registry: Path) -> None:
+    """A Git LFS pointer records its content's sha256: compared without fetching the data."""
+    content = (registry / DATA).read_bytes()
+    pointer = (
+        "version https://git-lfs.github.com/spec/v1\n"
+        f"oid sha256:{hashlib.sha256(content).hexdigest()}\nsize {len(content)}\n"
+    )
+    (registry / DATA).write_text(pointer)
+    git(registry, "commit", "-qam", "rows to LFS")
+    assert validate(registry) == (0, [])
+    assert validate(registry, "--rev", "HEAD") == (0, [])
+    other = pointer.replace(hashlib.sha256(content).hexdigest(), "0" * 64)
+    (registry / DATA).write_text(other)
+    code, problems = validate(registry)
+    assert code == 1 and f"(sha256 {'0' * 64})" in problems[0]
 
 
 def test_paths_limit_what_is_reported(registry: Path) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -102,6 +103,11 @@ def broken_reference(repo: Path) -> None:
     path.write_text(path.read_text().replace("support-gpt@2026-05", "support-gpt@2099-01"))
 
 
+def edited_rows(repo: Path) -> None:
+    with (repo / "datasets/support-golden/2026-04.jsonl").open("a") as fh:
+        fh.write('{"id": "extra", "input": "a row added after the version was pinned"}\n')
+
+
 def deleted_version(repo: Path) -> None:
     (repo / "prompts/support-system/3.yaml").unlink()
 
@@ -126,6 +132,7 @@ SCENARIOS: dict[str, tuple[Callable[[Path], None], str]] = {
     "raw_key": (raw_key, "modelctl-validate"),
     "broken_reference": (broken_reference, "modelctl-validate"),
     "deleted_version": (deleted_version, "modelctl-validate"),
+    "edited_rows": (edited_rows, "modelctl-validate"),
     "verify_good": (lifecycle, "modelctl-verify"),
     "verify_rewritten": (rewritten_history, "modelctl-verify"),
 }
@@ -199,6 +206,18 @@ def test_a_deleted_version_fails_though_no_file_is_staged(runs: dict[str, Result
     result = runs["deleted_version"]
     assert result.exit_code == 1, result.stdout
     assert "prompts/support-system/3.yaml: was deleted" in result.stdout
+
+
+def test_edited_dataset_rows_fail_through_their_manifest(runs: dict[str, Result]) -> None:
+    result = runs["edited_rows"]
+    assert result.exit_code == 1, result.stdout
+    text = " ".join(result.stdout.split())  # as one line, whatever width it was wrapped to
+    assert re.search(
+        r"datasets/support-golden/2026-04\.yaml:\d+: sha256: does not match the content of "
+        r"datasets/support-golden/2026-04\.jsonl \(sha256 [0-9a-f]{64}\); a pinned file must "
+        r"not change \(add a new version instead\)",
+        text,
+    ), result.stdout
 
 
 def test_verify_passes_on_a_clean_history(runs: dict[str, Result]) -> None:

@@ -7,6 +7,7 @@ one `modelctl validate` reports everything wrong at once.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,6 +18,35 @@ from modelctl.errors import Problem, UsageError
 from modelctl.registry import VERSIONED, Entry, Location, Snapshot
 
 ReadFile = Callable[[str], bytes | None]
+# A registry file's sha256 (hex), or None when there is no such file.
+DigestFile = Callable[[str], str | None]
+
+_LFS_POINTER = re.compile(
+    rb"version https://git-lfs\.github\.com/spec/v1\n(?:[a-z0-9.-]+ [^\n]*\n)*?"
+    rb"oid sha256:([0-9a-f]{64})\n"
+)
+
+
+def content_digest(content: bytes) -> str:
+    """The sha256 of a file's content. A Git LFS pointer stands for its content, whose sha256
+    the pointer records: a registry keeping datasets in LFS is checked without fetching them."""
+    if len(content) < 1024 and (match := _LFS_POINTER.match(content)):
+        return match.group(1).decode()
+    return hashlib.sha256(content).hexdigest()
+
+
+def file_digest(file: Path) -> str | None:
+    """`content_digest` of a file in the work tree, read in chunks (datasets can be large)."""
+    if not file.is_file() or file.is_symlink():
+        return None
+    with file.open("rb") as fh:
+        head = fh.read(1024)
+        if len(head) < 1024:
+            return content_digest(head)
+        digest = hashlib.sha256(head)
+        while chunk := fh.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
 
 
 def _exists(snapshot: Snapshot, kind: refs.Kind, text: str) -> bool:
@@ -147,26 +177,41 @@ def _binding_problems(
         )
 
 
-def check_files(snapshot: Snapshot, read: ReadFile) -> Iterator[Problem]:
-    """Files that manifests point into: prompt templates and local dataset files."""
+def check_files(
+    snapshot: Snapshot, read: ReadFile, digest: DigestFile | None = None
+) -> Iterator[Problem]:
+    """Files that manifests pin by digest: prompt templates and local dataset files."""
+    if digest is None:
+
+        def digest(path: str) -> str | None:
+            content = read(path)
+            return None if content is None else content_digest(content)
+
     for entry in snapshot.artifacts("prompts"):
         spec = entry.data.get("template_file") if entry.data else None
         if spec:
-            yield from _digest_problem(entry, "template_file", spec["path"], spec["sha256"], read)
+            fields = ("template_file.path", "template_file.sha256")
+            yield from _digest_problem(entry, fields, spec["path"], spec["sha256"], digest)
+    for entry in snapshot.artifacts("datasets"):
+        data = entry.data
+        if data and "://" not in data["uri"]:
+            yield from _digest_problem(
+                entry, ("uri", "sha256"), data["uri"], data["sha256"], digest
+            )
 
 
 def _digest_problem(
-    entry: Entry, field: str, path: str, digest: str, read: ReadFile
+    entry: Entry, fields: tuple[str, str], path: str, pinned: str, digest: DigestFile
 ) -> Iterator[Problem]:
-    content = read(path)
-    if content is None:
-        yield Problem(entry.path, f"{field}.path", f"file {path} does not exist in the registry")
-    elif hashlib.sha256(content).hexdigest() != digest:
+    found = digest(path)
+    if found is None:
+        yield Problem(entry.path, fields[0], f"file {path} does not exist in the registry")
+    elif found != pinned:
         yield Problem(
             entry.path,
-            f"{field}.sha256",
-            f"does not match the content of {path}; a pinned file must not change "
-            "(add a new version instead)",
+            fields[1],
+            f"does not match the content of {path} (sha256 {found}); a pinned file must "
+            "not change (add a new version instead)",
         )
 
 
@@ -211,7 +256,12 @@ def check_immutable(snapshot: Snapshot, base: Snapshot) -> Iterator[Problem]:
             )
 
 
-def check(snapshot: Snapshot, read: ReadFile, base: Snapshot | None = None) -> list[Problem]:
+def check(
+    snapshot: Snapshot,
+    read: ReadFile,
+    base: Snapshot | None = None,
+    digest: DigestFile | None = None,
+) -> list[Problem]:
     """Every problem in `snapshot`: per-file ones, then the rules across files."""
     problems: list[Problem] = []
     for entry in snapshot.entries.values():
@@ -219,7 +269,7 @@ def check(snapshot: Snapshot, read: ReadFile, base: Snapshot | None = None) -> l
     problems.extend(check_settings(snapshot))
     problems.extend(check_references(snapshot))
     problems.extend(check_routes(snapshot))
-    problems.extend(check_files(snapshot, read))
+    problems.extend(check_files(snapshot, read, digest))
     problems.extend(check_evals(snapshot))
     if base is not None:
         problems.extend(check_immutable(snapshot, base))
@@ -269,6 +319,7 @@ def validate(
         def read(path: str) -> bytes | None:
             return store.read_path(commit, loc.repo_path(path)) if commit else None
 
+        digest = None
     else:
         snapshot = snapshot_worktree(loc)
 
@@ -276,13 +327,16 @@ def validate(
             file = loc.root / path
             return file.read_bytes() if file.is_file() and not file.is_symlink() else None
 
+        def digest(path: str) -> str | None:
+            return file_digest(loc.root / path)
+
     base_snapshot = None
     if base is not None:
         if store.resolve(base) is not None:
             base_snapshot = snapshot_at(loc, base)
         elif not (base == "HEAD" and store.ref_oid("HEAD") is None):
             raise UsageError(f"base revision {base!r} does not exist", hint="pass --base REV")
-    problems = check(snapshot, read)
+    problems = check(snapshot, read, digest=digest)
     skipped: list[str] = []
     files = len(snapshot.entries)
     if paths:
