@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from conftest import cli, git, make_registry, refs_snapshot
+from fakekeys import fake_keys
 from signing import allow, make_ssh_key, set_signing, use_ssh_key
 
 GPT5 = ["--model", "support-gpt@2026-05", "--prompt", "support-system@4"]
@@ -236,6 +237,23 @@ def test_unattested_change_shows_in_history(repo: Path) -> None:
     # the next deploy still numbers from the last modelctl event
     payload = deploy_dev(repo)
     assert payload["seq"] == 2
+
+
+def test_history_reads_a_committed_route_whatever_secret_it_looks_like_it_holds(
+    repo: Path,
+) -> None:
+    """A key-shaped value is refused by validate and the hooks; history still says what the
+    committed file served, rather than skipping the commit as unreadable."""
+    deploy_dev(repo)
+    route = repo / "routes/support-bot.yaml"
+    key = fake_keys()["openai-project"]
+    text = route.read_text().replace("weight: 100", "weight: 50")
+    route.write_text(text.replace("stages:", f"match:\n  team: {key}\nstages:", 1))
+    git(repo, "commit", "-qam", "hand edit")
+    assert cli("validate", cwd=repo).exit_code == 1
+    events = run(repo, "history", "support-bot")["events"]
+    assert events[-1]["action"] == "unattested"
+    assert events[-1]["binding"]["targets"][0]["weight"] == 50
 
 
 def test_history_cached_on_a_merged_side_branch_is_not_reused(repo: Path) -> None:

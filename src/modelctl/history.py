@@ -155,10 +155,14 @@ def _log_since(loc: Location, since: str, tip: str) -> bytes | None:
 
 
 def _parse_stages(raw: bytes, label: str) -> dict[str, Any] | None:
-    """The `stages` of a route file; None when it is not a valid route."""
+    """The `stages` of a route file; None when it is not a valid route.
+
+    No secret scan: history reports what a committed file said; `validate` and the hooks are
+    where a secret in it is refused.
+    """
     from modelctl import validation
 
-    data, problems = validation.check_file(label, raw, "routes")
+    data, problems = validation.check_file(label, raw, "routes", secrets=False)
     return dict(data.get("stages", {})) if data is not None and not problems else None
 
 

@@ -49,21 +49,27 @@ def pydantic_problems(
     return problems
 
 
-def check_file(path: str, raw: bytes, category: str) -> tuple[dict[str, Any] | None, list[Problem]]:
-    """Load and validate one registry file: (canonical data or None, problems)."""
+def check_file(
+    path: str, raw: bytes, category: str, *, secrets: bool = True
+) -> tuple[dict[str, Any] | None, list[Problem]]:
+    """Load and validate one registry file: (canonical data or None, problems).
+
+    `secrets=False` skips the secret scan: for reading what a committed file said (history),
+    where a value that looks like a key is not a reason to read the file as unreadable.
+    """
     try:
         doc = yamlio.load_mapping(raw, path, with_lines=False)
     except ManifestError as exc:
         return None, exc.problems
-    data, problems = _check_loaded(path, doc, category)
+    data, problems = _check_loaded(path, doc, category, secrets)
     if problems and not doc.lines:
         # Load again, recording lines, only to say where the problems are.
-        _, problems = _check_loaded(path, yamlio.load_mapping(raw, path), category)
+        _, problems = _check_loaded(path, yamlio.load_mapping(raw, path), category, secrets)
     return data, problems
 
 
 def _check_loaded(
-    path: str, doc: yamlio.Document, category: str
+    path: str, doc: yamlio.Document, category: str, scan: bool = True
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
     data = doc.data
     expected = manifests.CATEGORY_KIND[category]
@@ -80,7 +86,7 @@ def _check_loaded(
                 doc.line_of(("kind",)),
             )
         ]
-    secrets = secretscan.scan(data)
+    secrets = secretscan.scan(data) if scan else []
     problems = [
         Problem(path, f.field, f.message, doc.line_of(tuple(f.field.split(".")))) for f in secrets
     ]
