@@ -495,6 +495,30 @@ def test_stale_replica_after_a_switch_and_grace(hist: Path, tmp_path: Path) -> N
     assert name["mode"] == "name" and name["coverage_pct"] == 100.0 and name["blind_spots"] == []
 
 
+def test_skew_counts_the_binding_either_side_of_a_change(hist: Path, tmp_path: Path) -> None:
+    """A producer whose clock is off stamps calls a little before or after the change they
+    really followed or preceded; --skew counts the binding live that close, either way."""
+    path = write(
+        tmp_path / "skewed.jsonl",
+        [
+            request(T(2, 11, 58), NEW, prompt="support-system@4"),  # 2 min before NEW went live
+            request(T(2, 12, 3), OLD, prompt="support-system@3"),  # 3 min after OLD went away
+            request(T(1, 11, 57), OLD, prompt="support-system@3"),  # 3 min before the first
+            request(T(2, 11, 50), NEW, prompt="support-system@4"),  # 10 min before: not skew
+        ],
+    )
+    exact = coverage(hist, str(path), "--strict")
+    assert exact["strict"]["covered"] == 0 and exact["in_grace"] == 0
+    skewed = coverage(hist, str(path), "--strict", "--skew", "5m")
+    assert skewed["strict"]["covered"] == 3 and skewed["in_grace"] == 3
+    assert spots(skewed) == {("version-not-live", NEW): 1}
+    # --grace alone looks only after a change
+    graced = coverage(hist, str(path), "--strict", "--grace", "5m")
+    assert graced["strict"]["covered"] == 1
+    bad = cli("coverage", str(path), "--skew", "-5m", cwd=hist)
+    assert bad.exit_code == 2 and "--skew '-5m'" in bad.stderr
+
+
 # --- routes and stages --------------------------------------------------------------------------
 
 
@@ -814,6 +838,39 @@ def test_assume_time(hist: Path, tmp_path: Path) -> None:
     assert spots(early) == {("version-not-live", NEW): 1}  # naive: UTC
     bad = cli("coverage", str(path), "--assume-time", "yesterday", cwd=hist)
     assert bad.exit_code == 2 and "--assume-time" in bad.stderr
+
+
+def test_numeric_times_of_unknown_unit_need_epoch_unit(hist: Path, tmp_path: Path) -> None:
+    """`timestamp: 1780000000000` could be ms or us: never guessed, counted, and read in the
+    unit --epoch-unit names, in flat rows and in counts CSV alike."""
+    seconds = T(3, 9)  # NEW live in production
+    rows = [
+        {"trace_id": tid(), "span_id": "1" * 16, "kind": "client", "timestamp": seconds * 1000,
+         "attributes": {"gen_ai.operation.name": "chat", "gen_ai.response.model": NEW,
+                        "modelctl.route": "support-bot"}},
+        {"trace_id": tid(), "span_id": "2" * 16, "kind": "client", "timestamp": str(seconds * 1000),
+         "attributes": {"gen_ai.operation.name": "chat", "gen_ai.response.model": NEW,
+                        "modelctl.route": "support-bot"}},
+    ]  # fmt: skip
+    path = write(tmp_path / "flat.jsonl", [json.dumps(r) for r in rows])
+    unknown = coverage(hist, str(path), "--strict")
+    assert spots(unknown) == {("no-time", NEW): 2}
+    assert unknown["read"]["unknown_unit_times"] == 2
+    text = cli("coverage", str(path), "--strict", cwd=hist)
+    assert "2 numeric time(s) of unknown unit" in " ".join(
+        text.stdout.split() + text.stderr.split()
+    )
+    known = coverage(hist, str(path), "--strict", "--epoch-unit", "ms")
+    assert known["strict"]["covered"] == 2 and known["read"]["unknown_unit_times"] == 0
+    # read as seconds, the same numbers are tens of thousands of years ahead: unusable
+    wrong = coverage(hist, str(path), "--strict", "--epoch-unit", "s")
+    assert spots(wrong) == {("no-time", NEW): 2} and wrong["read"]["bad_times"] == 2
+    counts = tmp_path / "counts.csv"
+    counts.write_text(f"route,stage,model,time,count\nsupport-bot,production,{NEW},{seconds},7\n")
+    assert spots(coverage(hist, str(counts), "--strict")) == {("no-time", NEW): 7}
+    assert coverage(hist, str(counts), "--strict", "--epoch-unit", "s")["strict"]["covered"] == 7
+    bad = cli("coverage", str(path), "--epoch-unit", "minutes", cwd=hist)
+    assert bad.exit_code == 2 and "--epoch-unit 'minutes': use one of s, ms, us, ns" in bad.stderr
 
 
 def test_waiting_calls_are_bounded(

@@ -548,8 +548,13 @@ def coverage_result(result: Any, min_coverage: float | None) -> None:
         extra.append(f"{read.duplicates} duplicate span(s) ignored")
     if read.bad_times:
         extra.append(f"{read.bad_times} unusable time(s)")
+    if read.unknown_unit_times:
+        extra.append(
+            f"{read.unknown_unit_times:,} numeric time(s) of unknown unit read as no time "
+            "(say which with --epoch-unit s|ms|us|ns)"
+        )
     if result.in_grace:
-        extra.append(f"{result.in_grace:,} call(s) covered by --grace only")
+        extra.append(f"{result.in_grace:,} call(s) covered by --grace or --skew only")
     if result.waiting_evicted:
         extra.append(f"{result.waiting_evicted:,} call(s) decided before their ancestors arrived")
     message(

@@ -96,7 +96,8 @@ def _evals(snapshot: Snapshot) -> list[dict[str, Any]]:
 
 
 def report(loc: Location, trace_files: list[str] | None = None, since: str | None = None,
-           fmt: str = "auto", default_stage: str = "production") -> Report:  # fmt: skip
+           fmt: str = "auto", default_stage: str = "production",
+           epoch_unit: float | None = None) -> Report:  # fmt: skip
     branch, tip = history.branch_tip(loc)
     snapshot = snapshot_at(loc, tip)
     stages = [s["name"] for s in (snapshot.settings or {}).get("stages", [])]
@@ -109,7 +110,10 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
     if trace_files:
         from modelctl.traces.coverage import coverage
 
-        cov = coverage(loc, trace_files, fmt=fmt, strict=True, default_stage=default_stage)
+        cov = coverage(
+            loc, trace_files, fmt=fmt, strict=True, default_stage=default_stage,
+            epoch_unit=epoch_unit,
+        )  # fmt: skip
         coverage_data = {
             "spans": cov.spans,
             "name_pct": round(cov.name_pct, 2),

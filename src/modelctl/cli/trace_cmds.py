@@ -16,16 +16,37 @@ Format = Annotated[
 DefaultStage = Annotated[
     str, typer.Option(help="Stage of spans that name none (deployment.environment.name etc.).")
 ]
+EpochUnit = Annotated[
+    str | None,
+    typer.Option(
+        help="Unit of numeric times in flat rows whose field does not say (s, ms, us or ns); "
+        "without it such times are unknown, never guessed."
+    ),
+]
 
 
-def _duration(text: str) -> float:
+def _unit(text: str | None) -> float | None:
+    from modelctl.errors import UsageError
+    from modelctl.traces.spans import EPOCH_UNITS
+
+    if text is None:
+        return None
+    if text not in EPOCH_UNITS:
+        raise UsageError(f"--epoch-unit {text!r}: use one of {', '.join(EPOCH_UNITS)}")
+    return EPOCH_UNITS[text]
+
+
+def _duration(text: str, flag: str = "--grace") -> float:
     from modelctl.errors import UsageError
 
     units = {"s": 1, "m": 60, "h": 3600}
     try:
-        return float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
+        value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
     except ValueError:
-        raise UsageError(f"--grace {text!r}: use seconds or a duration like 30s, 5m, 1h") from None
+        value = -1.0
+    if not value >= 0 or value == float("inf"):
+        raise UsageError(f"{flag} {text!r}: use seconds or a duration like 30s, 5m, 1h")
+    return value
 
 
 def _time(text: str, flag: str) -> float:
@@ -65,6 +86,13 @@ def coverage(
     grace: Annotated[
         str, typer.Option(help="After a binding change, the old binding also counts for this long.")
     ] = "0s",
+    skew: Annotated[
+        str,
+        typer.Option(
+            help="Producers' clocks may be off by this much either way: a binding live that "
+            "close to a call's time counts too."
+        ),
+    ] = "0s",
     skip_bad_lines: Annotated[
         bool, typer.Option(help="Count malformed lines instead of stopping.")
     ] = False,
@@ -72,6 +100,7 @@ def coverage(
         str | None,
         typer.Option(help="Time (ISO 8601, UTC if no offset) for calls whose spans carry none."),
     ] = None,
+    epoch_unit: EpochUnit = None,
     json_output: JsonOption = False,
 ) -> None:
     """Trace-to-version coverage, with the blind spots grouped by reason."""
@@ -79,11 +108,13 @@ def coverage(
     from modelctl.traces.coverage import coverage as core
 
     assumed = _time(assume_time, "--assume-time") if assume_time else None
+    unit = _unit(epoch_unit)
     with progress.bar("reading spans") as advance:
         result = core(
             location(), traces, fmt=format, stage=stage, strict=strict, default_stage=default_stage,
-            grace=_duration(grace), skip_bad_lines=skip_bad_lines, assume_time=assumed,
-            on_bytes=advance,
+            grace=_duration(grace), skew=_duration(skew, "--skew"),
+            skip_bad_lines=skip_bad_lines, assume_time=assumed,
+            on_bytes=advance, epoch_unit=unit,
         )  # fmt: skip
     below = min_coverage is not None and result.coverage_pct < min_coverage
     if json_output:
@@ -103,13 +134,14 @@ def explain(
     ],
     format: Format = "auto",
     default_stage: DefaultStage = "production",
+    epoch_unit: EpochUnit = None,
     json_output: JsonOption = False,
 ) -> None:
     """Which model and prompt versions answered a trace, and the signed history behind them."""
     from modelctl import render
     from modelctl.traces.explain import explain as core
 
-    result = core(location(), trace_id, traces, format, default_stage)
+    result = core(location(), trace_id, traces, format, default_stage, _unit(epoch_unit))
     if json_output:
         render.emit_json(result)
     else:
@@ -129,6 +161,7 @@ def report(
     trace_format: Annotated[
         str, typer.Option(help="Format of the trace files (as coverage --format).")
     ] = "auto",
+    epoch_unit: EpochUnit = None,
     json_output: JsonOption = False,
 ) -> None:
     """The five maturity signals; Markdown goes to $GITHUB_STEP_SUMMARY too when it is set."""
@@ -138,7 +171,9 @@ def report(
 
     if format not in ("table", "json", "markdown"):
         raise UsageError(f"--format {format!r}: use table, json or markdown")
-    result = core.report(location(), list(traces or []), since, trace_format)
+    result = core.report(
+        location(), list(traces or []), since, trace_format, epoch_unit=_unit(epoch_unit)
+    )
     if json_output or format == "json":
         render.emit_json(result)
     elif format == "markdown":

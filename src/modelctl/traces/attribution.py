@@ -156,6 +156,7 @@ class Context:
     stages: list[str]
     default_stage: str
     grace: float = 0.0
+    skew: float = 0.0  # --skew: producers' clocks may be this far off, either way
     strict: bool = True
     _route_cache: dict[tuple[str, str], tuple[str | None, str] | tuple[()]] = field(
         default_factory=dict
@@ -169,6 +170,7 @@ class Context:
         tip: str | None,
         default_stage: str,
         grace: float = 0.0,
+        skew: float = 0.0,
     ) -> Context:
         routes: set[str] = set()
         matchers: dict[tuple[str, str], set[str]] = {}
@@ -187,7 +189,7 @@ class Context:
         timelines = Timelines.load(loc, sorted(routes), tip) if tip else Timelines()
         return cls(
             snapshot, ModelIndex.build(snapshot), timelines, routes, matchers, aliases, stages,
-            default_stage, grace,
+            default_stage, grace, skew,
         )  # fmt: skip
 
     def route(self, candidates: list[tuple[int, int, str, str]]) -> tuple[str | None, str, int]:
@@ -270,7 +272,7 @@ class Verdict:
     fallback_source: str | None
     event: history.Event | None = None
     conflict: bool = False  # an explicit modelctl.fallback=false against derived evidence
-    in_grace: bool = False  # covered only by the binding before a change, within --grace
+    in_grace: bool = False  # covered only by a neighbouring binding, within --grace or --skew
 
 
 def _prompt(
@@ -289,16 +291,22 @@ def _prompt(
     return f"{name}@{version}", f"prompts/{name}/{version}.yaml" in ctx.snapshot.entries
 
 
+NEAR_PREVIOUS, NEAR_NEXT = 1, 2
+
+
 def attribute(
     ctx: Context,
     route: str | None,
     route_reason: str,
     stage: str,
     interval: int,
-    in_grace: bool,
+    near: int,
     call: Call,
 ) -> Verdict:
-    """Resolve one group of calls (all fields equal, same binding interval)."""
+    """Resolve one group of calls (all fields equal, same binding interval).
+
+    `near` says which neighbouring bindings also count (`NEAR_PREVIOUS`: the call lies within
+    --grace or --skew after a change; `NEAR_NEXT`: within --skew before the next one)."""
     # 1. Which registry version served it?
     candidates: list[Ref] = []
     if call.model:
@@ -340,14 +348,15 @@ def attribute(
             strict_reason = route_reason
         elif call.time is None:
             strict_reason = "no-time"
-        elif binding is None:
-            strict_reason = "no-stage-binding"
         else:
-            strict_reason = live_reason(binding, model, prompt)
-            if strict_reason is not None and in_grace:
-                previous = ctx.timelines.event(route, stage, interval - 1)
-                if previous is not None and live_reason(previous.binding, model, prompt) is None:
-                    strict_reason, graced = None, True
+            strict_reason = (
+                "no-stage-binding" if binding is None else live_reason(binding, model, prompt)
+            )
+            for flag, step in ((NEAR_PREVIOUS, -1), (NEAR_NEXT, 1)):
+                if strict_reason is not None and near & flag:
+                    other = ctx.timelines.event(route, stage, interval + step)
+                    if other is not None and live_reason(other.binding, model, prompt) is None:
+                        strict_reason, graced = None, True
     # 3. Was it a fallback?
     fallback, source, conflict = call.fallback, call.fallback_source, False
     derived: tuple[bool, str] | None = None

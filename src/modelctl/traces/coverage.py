@@ -18,7 +18,7 @@ from typing import Any
 
 from modelctl.registry import Location, snapshot_at
 from modelctl.traces import spans as span_io
-from modelctl.traces.attribution import Context, Verdict, attribute
+from modelctl.traces.attribution import NEAR_NEXT, NEAR_PREVIOUS, Context, Verdict, attribute
 from modelctl.traces.calls import Memory, calls_in, remember
 from modelctl.traces.fields import Call
 
@@ -72,7 +72,7 @@ class CoverageResult:
     conflicts: int = 0
     sources: dict[str, dict[str, int]] = field(default_factory=dict)
     newest: float | None = None
-    in_grace: int = 0  # calls covered only because of --grace
+    in_grace: int = 0  # calls covered only because of --grace or --skew
     waiting_evicted: int = 0  # calls decided before their ancestors arrived (memory bound)
 
     @property
@@ -136,6 +136,9 @@ class Aggregator:
         self.seen_calls = Window()
         self.seen_requests = Window()
         self._times = ctx.timelines.times
+        # How long after a change the previous binding still counts (--grace, or --skew when
+        # longer), and how long before a change the next one already does (--skew).
+        self._near = (max(ctx.grace, ctx.skew), ctx.skew)
         self._last: tuple[str, tuple[str | None, str]] = ("", (None, ""))
 
     def add(self, call: Call) -> None:
@@ -152,15 +155,18 @@ class Aggregator:
         if self.stage_filter is not None and stage != self.stage_filter:
             return
         t = call.time
-        interval, in_grace = -1, False
+        interval, near = -1, 0
         if route is not None and t is not None:
             times = self._times.get((route, stage))
             if times:
                 interval = bisect_right(times, t) - 1
-                grace = self.ctx.grace
-                in_grace = bool(grace) and interval > 0 and t - times[interval] < grace
+                after, before = self._near
+                if after and interval > 0 and t - times[interval] < after:
+                    near = NEAR_PREVIOUS
+                if before and interval + 1 < len(times) and times[interval + 1] - t <= before:
+                    near |= NEAR_NEXT
         key: GroupKey = (
-            route, call.route_how, stage, interval, in_grace, call.provider, call.model,
+            route, call.route_how, stage, interval, near, call.provider, call.model,
             call.model_key, call.stamp, call.prompt_name, call.prompt_version, call.prompt_stamp,
             call.fallback, call.fallback_source,
             call.failed_sibling and call.model not in call.sibling_models, call.time_source,
@@ -190,8 +196,8 @@ class Aggregator:
         conflicts = graced = 0
         sources: dict[str, dict[str, int]] = {"route": {}, "model": {}, "time": {}}
         for key, (count, first, last, call) in self.groups.items():
-            route, how, stage, interval, in_grace = key[:5]
-            verdict: Verdict = attribute(self.ctx, route, how, stage, interval, in_grace, call)
+            route, how, stage, interval, near = key[:5]
+            verdict: Verdict = attribute(self.ctx, route, how, stage, interval, near, call)
             conflicts += count if verdict.conflict else 0
             graced += count if verdict.in_grace else 0
             out.append(
@@ -220,14 +226,16 @@ def coverage(
     strict: bool = False,
     default_stage: str = "production",
     grace: float = 0.0,
+    skew: float = 0.0,
     skip_bad_lines: bool = False,
     assume_time: float | None = None,
     on_bytes: Callable[[int], None] | None = None,
+    epoch_unit: float | None = None,
 ) -> CoverageResult:
     """Coverage of the model calls in `files`. Strict mode also turns off the lenient-only
     model keys (docs/traces.md, "Strict and name coverage")."""
     snapshot = snapshot_at(loc)
-    ctx = Context.build(loc, snapshot, snapshot.commit, default_stage, grace)
+    ctx = Context.build(loc, snapshot, snapshot.commit, default_stage, grace, skew)
     stats = span_io.ReadStats()
     agg = Aggregator(ctx, stage, stats)
     memory = Memory()
@@ -246,7 +254,7 @@ def coverage(
     try:
         for batch in span_io.read_call_batches(
             files, fmt, skip_bad_lines=skip_bad_lines, stats=stats, on_bytes=on_bytes,
-            lenient=lenient,
+            lenient=lenient, epoch_unit=epoch_unit,
         ):  # fmt: skip
             if batch.models or memory.waiting:
                 take(calls_in(batch, memory, ctx, now=now, stats=stats))

@@ -91,10 +91,12 @@ def explain(
     files: list[str],
     fmt: str = "auto",
     default_stage: str = "production",
+    epoch_unit: float | None = None,
 ) -> Explanation:
     wanted = trace_id.strip().lower()
     found: list[span_io.Span] = []
-    for batch in span_io.read_batches(files, fmt, needles=_needles(wanted)):
+    batches = span_io.read_batches(files, fmt, needles=_needles(wanted), epoch_unit=epoch_unit)
+    for batch in batches:
         found.extend(s for s in batch if s.trace_id == wanted)
     if not found:
         raise UsageError(
@@ -121,7 +123,7 @@ def explain(
             if route and call.time is not None
             else -1
         )
-        verdict = attribute(ctx, route, call.route_how, stage, interval, False, call)
+        verdict = attribute(ctx, route, call.route_how, stage, interval, 0, call)
         verdicts[call.span_id] = (route, stage, verdict)
         attempts.append(
             Attempt(

@@ -109,6 +109,7 @@ class ReadStats:
     duplicates: int = 0  # model calls seen twice (same trace and span id)
     repairs: int = 0  # base64 ids, enum-name kinds and the like
     bad_times: int = 0
+    unknown_unit_times: int = 0  # numbers of unknown unit read as no time (see --epoch-unit)
     bad_line_examples: list[str] = field(default_factory=list)
 
 
@@ -467,8 +468,15 @@ def _first(row: dict[str, Any], *keys: str) -> Any:
     return None
 
 
-def flat_time(value: Any, key: str) -> float | None:
-    """ISO 8601 (naive means UTC); numbers only where the field's unit is known."""
+EPOCH_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+
+
+def flat_time(
+    value: Any, key: str, unit: float | None = None, stats: ReadStats | None = None
+) -> float | None:
+    """ISO 8601 (naive means UTC); numbers where the field's unit is known, or in `unit`
+    (seconds per unit, from --epoch-unit). A number of unknown unit is no time (counted in
+    `stats.unknown_unit_times`): seconds, milliseconds or nanoseconds is never guessed."""
     if value is None:
         return None
     if isinstance(value, int | float) and not isinstance(value, bool):
@@ -476,10 +484,12 @@ def flat_time(value: Any, key: str) -> float | None:
             return value / 1e9
         if key == "startTime" and isinstance(value, float):  # LiteLLM: float seconds
             return float(value)
-        return None  # an ambiguous number: seconds, milliseconds or nanoseconds?
+        return _in_unit(float(value), unit, stats)
     text = str(value).strip()
     if text.isdigit():
-        return int(text) / 1e9 if key.endswith(("unix_nano", "UnixNano")) else None
+        if key.endswith(("unix_nano", "UnixNano")):
+            return int(text) / 1e9
+        return _in_unit(float(text), unit, stats)
     text = text.replace(" ", "T", 1) if "T" not in text else text
     if text.endswith(("Z", "z")):
         text = text[:-1] + "+00:00"
@@ -490,6 +500,14 @@ def flat_time(value: Any, key: str) -> float | None:
     if parsed.tzinfo is None:  # Langfuse and others write naive UTC
         parsed = parsed.replace(tzinfo=UTC)
     return parsed.timestamp()
+
+
+def _in_unit(number: float, unit: float | None, stats: ReadStats | None) -> float | None:
+    if unit is not None:
+        return number * unit
+    if stats is not None:
+        stats.unknown_unit_times += 1
+    return None
 
 
 _TIME_KEYS = ("start_time", "startTime", "start_time_unix_nano", "startTimeUnixNano", "timestamp")
@@ -506,7 +524,9 @@ _LANGFUSE_TYPES = frozenset(["GENERATION", "SPAN", "EVENT", "AGENT", "TOOL", "CH
                              "RETRIEVER", "EVALUATOR", "EMBEDDING", "GUARDRAIL"])  # fmt: skip
 
 
-def flat_span(row: dict[str, Any], source: str, stats: ReadStats, now: float) -> Span:
+def flat_span(
+    row: dict[str, Any], source: str, stats: ReadStats, now: float, unit: float | None = None
+) -> Span:
     raw_context = row.get("context")
     context: dict[str, Any] = raw_context if isinstance(raw_context, dict) else {}
     attrs_in = row.get("attributes")
@@ -535,9 +555,13 @@ def flat_span(row: dict[str, Any], source: str, stats: ReadStats, now: float) ->
         else {}
     )
     start_key = next((k for k in _TIME_KEYS if row.get(k) not in (None, "")), "")
-    start = _sane(flat_time(row.get(start_key), start_key), now, stats) if start_key else None
+    start = (
+        _sane(flat_time(row.get(start_key), start_key, unit, stats), now, stats)
+        if start_key
+        else None
+    )
     end_key = next((k for k in _END_KEYS if row.get(k) not in (None, "")), "")
-    end = _sane(flat_time(row.get(end_key), end_key), now, stats) if end_key else None
+    end = _sane(flat_time(row.get(end_key), end_key, unit, None), now, stats) if end_key else None
     time_source = "start" if start is not None else ("end" if end is not None else "none")
     status = row.get("status")
     if isinstance(status, dict):
@@ -576,16 +600,20 @@ def flat_span(row: dict[str, Any], source: str, stats: ReadStats, now: float) ->
 # --- pre-aggregated counts ---------------------------------------------------------------------
 
 
-def count_rows(stream: Any, name: str, stats: ReadStats, now: float) -> Iterator[list[Span]]:
+def count_rows(
+    stream: Any, name: str, stats: ReadStats, now: float, unit: float | None = None
+) -> Iterator[list[Span]]:
     """CSV of pre-aggregated span counts: route, stage, model, time, count[, prompt, fallback]."""
     text = io.TextIOWrapper(stream, encoding="utf-8", newline="")
     try:
-        yield from _count_rows(text, name, stats, now)
+        yield from _count_rows(text, name, stats, now, unit)
     finally:
         text.detach()  # the stream is closed by its opener (never stdin)
 
 
-def _count_rows(text: Any, name: str, stats: ReadStats, now: float) -> Iterator[list[Span]]:
+def _count_rows(
+    text: Any, name: str, stats: ReadStats, now: float, unit: float | None
+) -> Iterator[list[Span]]:
     import csv
 
     reader = csv.DictReader(text)
@@ -609,7 +637,7 @@ def _count_rows(text: Any, name: str, stats: ReadStats, now: float) -> Iterator[
                             ("prompt", "modelctl.prompt"), ("fallback", "modelctl.fallback")):  # fmt: skip
             if row.get(column):
                 attrs[key] = row[column]
-        start = _sane(flat_time(row["time"], "time"), now, stats)
+        start = _sane(flat_time(row["time"], "time", unit, stats), now, stats)
         batch.append(
             Span("", f"{name}:{number}", None, "", start, None, False, attrs, {}, "client",
                  "start" if start is not None else "none", f"{name}:{number}", count)
@@ -689,6 +717,7 @@ def read_call_batches(
     stats: ReadStats | None = None,
     on_bytes: Any = None,
     lenient: bool = True,
+    epoch_unit: float | None = None,
 ) -> Iterator[Batch]:
     """Batches for coverage, from every input in order."""
     stats = stats if stats is not None else ReadStats()
@@ -702,7 +731,7 @@ def read_call_batches(
                     _bad(stats, name, number, exc, skip_bad_lines)
         else:
             for spans in _span_lists(
-                name, chosen, stream, stats, now, skip_bad_lines, on_bytes, ()
+                name, chosen, stream, stats, now, skip_bad_lines, on_bytes, (), epoch_unit
             ):
                 yield batch_of(spans, lenient)
 
@@ -715,19 +744,23 @@ def read_batches(
     stats: ReadStats | None = None,
     on_bytes: Any = None,
     needles: tuple[str, ...] = (),
+    epoch_unit: float | None = None,
 ) -> Iterator[list[Span]]:
     """Every span as a Span, batch by batch. With `needles`, OTLP and flat lines that contain
     none of them are skipped unparsed (explain looks for one trace id)."""
     stats = stats if stats is not None else ReadStats()
     now = datetime.now(UTC).timestamp()
     for name, chosen, stream in _inputs(names, fmt, stats):
-        yield from _span_lists(name, chosen, stream, stats, now, skip_bad_lines, on_bytes, needles)
+        yield from _span_lists(
+            name, chosen, stream, stats, now, skip_bad_lines, on_bytes, needles, epoch_unit
+        )
 
 
 def _span_lists(name: str, fmt: str, stream: Any, stats: ReadStats, now: float, skip: bool,
-                on_bytes: Any, needles: tuple[str, ...]) -> Iterator[list[Span]]:  # fmt: skip
+                on_bytes: Any, needles: tuple[str, ...],
+                unit: float | None = None) -> Iterator[list[Span]]:  # fmt: skip
     if fmt == "counts-csv":
-        yield from count_rows(stream, name, stats, now)
+        yield from count_rows(stream, name, stats, now, unit)
     elif fmt == "otlp-json":
         stats.lines += 1
         try:
@@ -744,7 +777,7 @@ def _span_lists(name: str, fmt: str, stream: Any, stats: ReadStats, now: float, 
         batch: list[Span] = []
         for number, doc in _records(stream, name, stats, skip, on_bytes, needles):
             try:
-                batch.append(flat_span(doc, f"{name}:{number}", stats, now))
+                batch.append(flat_span(doc, f"{name}:{number}", stats, now, unit))
             except (ValueError, AttributeError, TypeError) as exc:
                 _bad(stats, name, number, exc, skip)
                 continue
