@@ -74,10 +74,35 @@ def jsonable(value: Any) -> Any:
     return value
 
 
+def _default(value: Any) -> Any:
+    """One level of `jsonable`, for json's encoder, which walks dicts and lists itself."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+    converted = jsonable(value)
+    if converted is value:
+        raise TypeError(f"{type(value).__name__} is not JSON data")
+    return converted
+
+
+def dumps(payload: Any, indent: int | None = None) -> str:
+    """JSON text of `payload` as `jsonable` would make it: encoded in C, with only the values
+    json does not know converted in Python (a whole status of 1,000 routes: 60 -> 15 ms)."""
+    try:
+        return json.dumps(payload, indent=indent, ensure_ascii=False, default=_default)
+    except TypeError:  # e.g. a key json cannot take: the slow walk, which makes keys strings
+        return json.dumps(jsonable(payload), indent=indent, ensure_ascii=False)
+
+
+def emit_text(text: str) -> None:
+    """Print JSON text made elsewhere (a cache), as `emit_json` would print its payload."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
 def emit_json(payload: Any) -> None:
-    # Indented for a person at a terminal; compact (and encoded in C) for a pipe.
+    # Indented for a person at a terminal; compact for a pipe.
     indent = 2 if sys.stdout.isatty() else None
-    sys.stdout.write(json.dumps(jsonable(payload), indent=indent, ensure_ascii=False) + "\n")
+    sys.stdout.write(dumps(payload, indent) + "\n")
     sys.stdout.flush()
 
 
