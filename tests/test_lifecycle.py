@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from conftest import cli, git, make_registry, refs_snapshot
+from conftest import cli, cli_proc, git, make_registry, refs_snapshot
 from fakekeys import fake_keys
 from signing import allow, make_ssh_key, set_signing, use_ssh_key
 
@@ -370,3 +372,16 @@ def test_status_of_every_route_is_cached_by_commit(repo: Path) -> None:
     after = run(repo, "status")  # a new commit: a new answer
     stages = {s["stage"]: s for s in after["routes"][0]["stages"]}
     assert stages["staging"]["event"]["tag"] == "modelctl/support-bot/staging/1"
+    # A warm `status --json` prints the cached text as it is, byte for byte what a cold one
+    # prints; the human output reads the same cache.
+    shutil.rmtree(repo / ".git/modelctl")
+    cold = cli_proc("status", "--json", cwd=repo)
+    warm = cli_proc("status", "--json", cwd=repo)
+    assert cold.exit_code == warm.exit_code == 0 and warm.stdout == cold.stdout
+    assert json.loads(warm.stdout) == after
+    [cache] = (repo / ".git/modelctl/status").glob("*.json")
+    cache.write_text(cache.read_text().replace('"support-bot"', '"served-from-the-cache"', 1))
+    assert '"route": "served-from-the-cache"' in cli_proc("status", "--json", cwd=repo).stdout
+    assert "served-from-the-cache" in cli_proc("status", cwd=repo).stdout
+    cache.write_text("not json")  # a damaged cache is recomputed
+    assert json.loads(cli_proc("status", "--json", cwd=repo).stdout) == after

@@ -127,9 +127,16 @@ def status(
     json_output: JsonOption = False,
 ) -> None:
     """What every stage of every route serves now, and the event that made it so."""
+    import sys
+
     from modelctl import render
     from modelctl import status as core
 
+    if json_output and route is None and not sys.stdout.isatty():
+        text = core.status_json(location())  # warm: the cached text as it is
+        if text is not None:
+            render.emit_text(text)
+            return
     result = core.status(location(), route)
     if json_output:
         render.emit_json(result)
