@@ -363,6 +363,24 @@ def test_read_commands_work_on_a_detached_head(repo: Path) -> None:
     assert result.exit_code == 2 and "HEAD is detached" in result.stderr
 
 
+def test_status_of_every_route_reads_route_files_alone(repo: Path, tmp_path: Path) -> None:
+    """All routes' status reads modelctl.yaml and routes/ only: a broken route still shows
+    with its problem, a broken model manifest is not its business, and no routes is empty."""
+    deploy_dev(repo)
+    (repo / "routes/broken.yaml").write_text("apiVersion: modelctl/v1\nkind: Route\n")
+    (repo / "routes/notes.txt").write_text("not a route\n")
+    (repo / "models/support-gpt/9.yaml").write_text("kind: [unclosed\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a broken route, a broken model and a note")
+    payload = run(repo, "status")
+    assert [r["route"] for r in payload["routes"]] == ["broken", "support-bot"]
+    [broken] = [r for r in payload["routes"] if r["route"] == "broken"]
+    assert broken["stages"] == [] or all(s["binding"] is None for s in broken["stages"])
+    assert any("name" in problem for problem in broken["problems"]), broken["problems"]
+    empty = make_registry(tmp_path / "empty", routes=False)
+    assert run(empty, "status")["routes"] == []
+
+
 def test_status_of_every_route_is_cached_by_commit(repo: Path) -> None:
     deploy_dev(repo)
     first = run(repo, "status")

@@ -284,11 +284,43 @@ def read_limited(file: Path) -> bytes:
 # --- single files, for questions about one route ------------------------------------------------
 
 
-def files_at(loc: Location, commit: str, wanted: dict[str, str]) -> dict[str, Entry | None]:
+def routes_at(loc: Location, commit: str) -> tuple[Entry | None, dict[str, Entry]]:
+    """`modelctl.yaml` and every route file at `commit` (route name -> entry), sorted by path
+    as `Snapshot.artifacts` yields them; read without the manifests, which questions about
+    what routes serve never need (at 10,000 manifests, parsing them was a second of a cold
+    `status`)."""
+    folder = loc.repo_path("routes")
+    proc = loc.store.git(
+        "ls-tree", "-z", "--name-only", "--end-of-options", f"{commit}:{folder}", check=False
+    )
+    names = (
+        proc.stdout.decode("utf-8", "surrogateescape").split("\0") if proc.returncode == 0 else []
+    )
+    paths = sorted(
+        path
+        for path in (f"routes/{name}" for name in names if name)
+        if (place := refs.classify_path(path)) is not None and place.category == "routes"
+    )
+    wanted = {refs.SETTINGS_FILE: "settings", **dict.fromkeys(paths, "routes")}
+    # Not remembered: the answers built from these are cached whole (the status by commit).
+    files = files_at(loc, commit, wanted, remember=False)
+    routes = {
+        path[len("routes/") : -len(".yaml")]: entry
+        for path in paths
+        if (entry := files[path]) is not None
+    }
+    return files[refs.SETTINGS_FILE], routes
+
+
+def files_at(
+    loc: Location, commit: str, wanted: dict[str, str], *, remember: bool = True
+) -> dict[str, Entry | None]:
     """Registry files (path -> category) at `commit`, without loading the whole snapshot.
 
     One `cat-file --batch-check` finds the blobs; parsed entries are cached by blob id and
     path, so a warm question about one route costs the same however large the registry is.
+    `remember=False` reads the cache but adds nothing to it (one file per entry is a cost
+    worth paying for a question about one file, not for a thousand read once).
     """
     store = loc.store
     specs = [f"{commit}:{loc.repo_path(path)}" for path in wanted]
@@ -315,6 +347,8 @@ def files_at(loc: Location, commit: str, wanted: dict[str, str]) -> dict[str, En
         for path, oid in missing.items():
             entry = parse_entry(path, blobs[oid], oid, wanted[path])
             found[path] = entry
+            if not remember:
+                continue
             payload = {
                 "format": CACHE_FORMAT,
                 "data": entry.data,

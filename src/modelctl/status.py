@@ -16,7 +16,7 @@ from typing import Any
 from modelctl import gates, history, refs
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
-from modelctl.registry import Entry, Location, files_at, snapshot_at
+from modelctl.registry import Entry, Location, files_at, routes_at
 
 
 @dataclass
@@ -233,10 +233,10 @@ def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusRe
         records = {route: history.route_records(loc, route, tip)}
         settings_data = settings.data if settings else None
     else:
-        snapshot = snapshot_at(loc, tip)
-        routes = {e.path[len("routes/") : -len(".yaml")]: e for e in snapshot.artifacts("routes")}
+        settings, every = routes_at(loc, tip)
+        routes = dict(every)
         records = history.all_route_records(loc, tip)
-        settings_data = snapshot.settings
+        settings_data = settings.data if settings else None
     stage_order = [s["name"] for s in (settings_data or {}).get("stages", [])]
     out = []
     for name, entry in routes.items():
