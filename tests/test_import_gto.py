@@ -227,6 +227,10 @@ def test_status_agrees_with_gto_show_and_verify_passes(repo: Path) -> None:
     assert verify.exit_code == 0, verify.stdout
     assert cli("validate", cwd=repo).exit_code == 0
     assert git(repo, "status", "--porcelain") == ""
+    # git's commit-graph, with changed-path filters, covers the imported history
+    git(repo, "commit-graph", "verify")
+    graph = repo / git(repo, "rev-parse", "--git-path", "objects/info/commit-graph").strip()
+    assert graph.is_file() and b"BIDX" in graph.read_bytes()  # the Bloom filter index chunk
 
 
 def test_malformed_and_lightweight_tags_are_listed_not_fatal(repo: Path) -> None:
@@ -300,6 +304,7 @@ def test_dry_run_writes_nothing(repo: Path) -> None:
     assert planned["events"] > 0 and planned["commits"] == planned["events"] + 1
     assert refs_snapshot(repo) == before
     assert not (repo / "modelctl.yaml").exists()
+    assert not (repo / ".git/objects/info/commit-graph").exists()
 
 
 def test_a_second_import_is_refused_and_changes_nothing(repo: Path) -> None:

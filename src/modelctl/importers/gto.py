@@ -551,6 +551,14 @@ def import_gto(repo: Path, *, into: str | None = None, dry_run: bool = False) ->
         with progress.bar(f"writing {len(history)} commits and their tags"):
             written = write_history(loc, plan)
         result.commit, result.base, result.warnings = written.commit, written.base, written.warnings
+        with progress.bar("writing git's commit-graph, so that history reads stay fast"):
+            failed = store.write_commit_graph()
+        if failed:
+            result.notes.append(
+                f"git could not write a commit-graph ({failed.splitlines()[-1]}); history "
+                "reads of long histories are faster with one: git commit-graph write "
+                "--reachable --changed-paths"
+            )
         with progress.bar("reading the imported registry once, to warm its caches"):
             result.warnings += _warm_caches(loc, written.commit)
     result.seconds = round(time.perf_counter() - started, 3)
