@@ -810,6 +810,47 @@ def test_gpg_signature_without_the_public_key_cannot_be_checked(
         assert "cannot be checked (missing key)" in finding["message"]
 
 
+def pin_gpg(repo: Path, key: GpgKey, *fingerprints: str) -> None:
+    """Commit `gpg_signers: fingerprints` to modelctl.yaml, signed with `key`."""
+    settings = repo / "modelctl.yaml"
+    listed = "".join(f"  - {f!r}\n" for f in fingerprints)
+    settings.write_text(settings.read_text() + f"gpg_signers:\n{listed}")
+    git(repo, "commit", "-S", "-qam", "pin GPG signers", env={"GNUPGHOME": str(key.home)})
+
+
+def test_gpg_signers_pins_keys_whatever_the_keyring_trusts(
+    repo: Path, tmp_path: Path, gpg: tuple[GpgKey, Path, Path]
+) -> None:
+    """The signer's keyring trusts its key ultimately; with gpg_signers set, only the listed
+    fingerprints count (as listed in the parent, like the allowed-signers file)."""
+    key, _, _ = gpg
+    trusted = {"GNUPGHOME": str(key.home)}
+    gpg_signed_deploy(repo, key)
+    other = tmp_path / "other"
+    shutil.copytree(repo, other, symlinks=True)
+    # Listed (lower case, in gpg's groups of four): the next deploy passes.
+    groups = [key.fingerprint[i : i + 4] for i in range(0, 40, 4)]
+    spaced = (" ".join(groups[:5]) + "  " + " ".join(groups[5:])).lower()  # gpg's layout
+    pin_gpg(repo, key, spaced)
+    assert cli("validate", cwd=repo).exit_code == 0  # a fingerprint as gpg prints it is valid
+    deploy(repo, model=GPT3, env=trusted)
+    code, payload = verify(repo, env=trusted)
+    assert code == 0, payload["findings"]
+    # Another key listed: the same kind of deploy, signed by a key the keyring trusts, fails.
+    pin_gpg(other, key, "0" * 40)
+    bad = deploy(other, model=GPT3, env=trusted)
+    code, payload = verify(other, env=trusted)
+    assert code == 1
+    assert pairs(payload["findings"]) == {("signature", bad), ("signature", tag_ref("dev", 2))}
+    for finding in payload["findings"]:
+        assert f"signed by GPG key {key.fingerprint}" in finding["message"]
+        assert "which gpg_signers in modelctl.yaml does not list" in finding["message"]
+    bad_pin = other / "modelctl.yaml"
+    bad_pin.write_text(bad_pin.read_text().replace("0" * 40, "not-a-fingerprint"))
+    problems = cli("validate", "--json", cwd=other)
+    assert problems.exit_code == 1 and "gpg_signers" in problems.stdout
+
+
 def test_unsigned_change_to_the_trust_settings_is_a_finding(
     repo: Path, ci: SshKey, mallory: SshKey
 ) -> None:

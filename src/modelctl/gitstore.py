@@ -139,11 +139,16 @@ class Signature:
 
     status: str
     signer: str
-    key: str
+    key: str  # the signing key's fingerprint: SHA256:... for SSH, hex for GPG; "" unknown
+    primary: str = ""  # GPG: the primary key's fingerprint
 
     @property
     def good(self) -> bool:
         return self.status == "G"
+
+    @property
+    def gpg(self) -> bool:
+        return bool(self.key) and not self.key.startswith("SHA256:")
 
 
 @dataclass(frozen=True)
@@ -590,14 +595,14 @@ class GitStore:
         args = _trust_args(allowed_signers)
         proc = self.git(
             *args, "log", "--no-show-signature", "--no-walk=unsorted", "--stdin",
-            "--format=%H%x00%G?%x00%GS%x00%GF%x1e",
+            "--format=%H%x00%G?%x00%GS%x00%GF%x00%GP%x1e",
             stdin="".join(f"{c}\n" for c in wanted).encode(),
         )  # fmt: skip
         out: dict[str, Signature] = {}
         for record in proc.stdout.decode("utf-8", "replace").split("\x1e"):
             parts = record.strip("\n").split("\x00")
-            if len(parts) == 4:
-                out[parts[0]] = Signature(parts[1] or "N", parts[2], parts[3])
+            if len(parts) == 5:
+                out[parts[0]] = Signature(parts[1] or "N", parts[2], parts[3], parts[4])
         return out
 
     def tag_signature(self, tag_ref: str, allowed_signers: Path | None) -> Signature:
@@ -611,6 +616,13 @@ class GitStore:
             # GPG reports a good signature from an untrusted key with exit 0: not good enough.
             if "TRUST_UNDEFINED" in err or "TRUST_NEVER" in err:
                 return Signature("U", "", "")
+            valid = re.search(r"^\[GNUPG:\] VALIDSIG .*$", err, re.M)
+            if valid:
+                # VALIDSIG <key fpr> <9 fields> <primary key fpr>
+                fields = valid.group().split()
+                return Signature("G", "", fields[2], fields[12] if len(fields) > 12 else "")
+            if "[GNUPG:]" in err:  # GPG, but which key is not known: fails any pin
+                return Signature("G", "", "?")
             match = re.search(r'Good "git" signature for (\S+)', err)
             return Signature("G", match.group(1) if match else "", "")
         if "No principal matched" in err or "TRUST_" in err:

@@ -125,6 +125,19 @@ RelativePath = Annotated[
 ]
 
 
+def _fingerprint(value: str) -> str:
+    return value.replace(" ", "").upper()
+
+
+# 40 hex digits (v4 keys; groups of four may be spaced as `gpg --fingerprint` prints them) or
+# 64 (v5 keys).
+GpgFingerprint = Annotated[
+    str,
+    Field(pattern=r"^(?:[0-9A-Fa-f]{4} {0,2}){9}[0-9A-Fa-f]{4}$|^[0-9A-Fa-f]{64}$"),
+    AfterValidator(_fingerprint),
+]
+
+
 class Strict(BaseModel):
     """Base of every manifest model: unknown fields and non-finite numbers are errors."""
 
@@ -445,6 +458,12 @@ class Registry(Strict):
     allow_stage_skip: bool = False
     signing: Literal["required", "optional", "off"] = "optional"
     allowed_signers: RelativePath = ".modelctl/allowed_signers"
+    gpg_signers: list[GpgFingerprint] = Field(
+        default_factory=list,
+        description="fingerprints of the GPG keys allowed to sign (primary key or signing "
+        "subkey); when set, a GPG signature by any other key fails verify, however much the "
+        "verifier's keyring trusts it",
+    )
     provider_prefixes: list[str] = Field(
         default_factory=list,
         description="extra prefixes to strip from model strings in traces (e.g. 'azure/')",

@@ -3,7 +3,8 @@
 Findings (each fails verify):
 - a lifecycle commit or tag not signed with a good signature by a key in the allowed-signers
   file *as it stood in the commit's parent* (a change to that file cannot approve itself);
-  any status but `G` fails, including GPG's "good but untrusted";
+  any status but `G` fails, including GPG's "good but untrusted"; when `gpg_signers` (as it
+  stood in the parent) lists fingerprints, a good GPG signature by another key fails too;
 - a lifecycle tag that is lightweight, whose tag header differs from its ref name (a signed
   tag moved to another name), or whose commit's trailers name another route, stage or
   sequence; a lifecycle commit without its tag;
@@ -47,7 +48,7 @@ from modelctl.registry import VERSIONED, Location
 FUTURE_SKEW = 300  # seconds a committer date may lie ahead of this machine's clock
 _VERSIONED_PREFIXES = tuple(f"{c}/" for c in VERSIONED)
 _PINNING_PREFIXES = ("prompts/", "datasets/")  # manifests that pin a file by its digest
-CHECKPOINT_FORMAT = 2  # 2: commits carry the blobs of added prompt and dataset manifests
+CHECKPOINT_FORMAT = 3  # 2: blobs of added prompt and dataset manifests; 3: GPG pins
 WINDOW = 1000  # commits a checkpoint keeps, so `--since` anywhere among them can resume
 
 
@@ -168,6 +169,7 @@ class _State:
     signers_path: str = ".modelctl/allowed_signers"
     blob: str | None = None
     stage_modes: dict[str, str] = field(default_factory=dict)
+    gpg: list[str] = field(default_factory=list)  # gpg_signers: pinned GPG fingerprints
     pinned: dict[str, str] = field(default_factory=dict)  # pinned file -> the manifest pinning it
 
     def copy(self) -> _State:
@@ -175,6 +177,7 @@ class _State:
             self,
             last_seq=dict(self.last_seq),
             stage_modes=dict(self.stage_modes),
+            gpg=list(self.gpg),
             pinned=dict(self.pinned),
         )
 
@@ -196,6 +199,7 @@ class _State:
             or not (state.blob is None or isinstance(state.blob, str))
             or not isinstance(state.stage_modes, dict)
             or not isinstance(state.pinned, dict)
+            or not isinstance(state.gpg, list)
         ):
             raise ValueError("malformed checkpoint state")
         return state
@@ -211,6 +215,8 @@ class _Audit:
         self.notes: list[Finding] = []
         # For each commit: (signing mode, allowed-signers blob) as they stood in its parent.
         self.trust: dict[str, tuple[str, str | None]] = {}
+        # For each commit: the GPG fingerprints pinned in its parent (empty: none pinned).
+        self.gpg_pins: dict[str, tuple[str, ...]] = {}
         self.trust_changes: set[str] = set()
         self.lifecycle: list[_Commit] = []
         self.checked_lifecycle: list[_Commit] = []
@@ -250,6 +256,7 @@ class _Audit:
         settings_path = refs.SETTINGS_FILE
         stage = commit.trailers.get("stage", "")
         touched = {path for _, path in commit.changes}
+        self.gpg_pins[commit.oid] = tuple(s.gpg)
         if settings_path in touched or s.signers_path in touched:
             self.trust_changes.add(commit.oid)
             self.trust[commit.oid] = (s.mode, s.blob)
@@ -265,6 +272,7 @@ class _Audit:
                 if entry.data is not None:
                     s.mode = entry.data.get("signing", "optional")
                     s.signers_path = entry.data.get("allowed_signers", s.signers_path)
+                    s.gpg = list(entry.data.get("gpg_signers", []))
                     s.stage_modes = {
                         item["name"]: "required" if item["require_signed"] else "optional"
                         for item in entry.data.get("stages", [])
@@ -462,6 +470,17 @@ def _commit_signatures(
     return found
 
 
+def _unpinned(sig: Signature, pins: tuple[str, ...]) -> bool:
+    """A good GPG signature by a key `gpg_signers` does not list (when it lists any)."""
+    return bool(pins) and sig.gpg and not ({sig.key.upper(), sig.primary.upper()} & set(pins))
+
+
+def _describe(sig: Signature) -> str:
+    if sig.good:  # good, but not by a pinned key
+        return f"is signed by GPG key {sig.key}, which gpg_signers in modelctl.yaml does not list"
+    return _DESCRIBE.get(sig.status, "has signature status " + sig.status)
+
+
 _DESCRIBE = {
     "N": "is not signed",
     "B": "has a bad signature (changed after signing, revoked key or wrong namespace)",
@@ -480,6 +499,7 @@ def _check_signatures(
     findings: list[Finding],
     notes: list[Finding],
     trust_changes: set[str],
+    gpg_pins: dict[str, tuple[str, ...]],
 ) -> None:
     # A change to the trust settings is held to `signing: required` only (in force in its
     # parent); an optional registry promises nothing about who edits its settings.
@@ -496,14 +516,14 @@ def _check_signatures(
     for oid in wanted:
         mode = trust[oid][0]
         sig = sigs.get(oid, Signature("N", "", ""))
-        if sig.good:
+        if sig.good and not _unpinned(sig, gpg_pins.get(oid, ())):
             continue
         what = (
             "commit changing the signing settings or allowed signers"
             if oid in trust_changes
             else "lifecycle commit"
         )
-        text = f"{what} {_DESCRIBE.get(sig.status, 'has signature status ' + sig.status)}"
+        text = f"{what} {_describe(sig)}"
         if sig.status == "N" and mode == "optional":
             notes.append(Finding("signature", oid, text + " (signing: optional)"))
         else:
@@ -628,6 +648,7 @@ def _check_tags(loc: Location, audit: _Audit, tags: _Tags) -> int:
     checked_ids = {c.oid for c in audit.checked_lifecycle}
     tagged: set[str] = set()  # checked commits that have a tag
     to_verify: list[tuple[str, str, str | None, str]] = []  # (ref, tag object, blob, mode)
+    pins: list[tuple[str, ...]] = []  # the GPG fingerprints pinned for each of to_verify
     for ref, (_oid, _target, problem, _off) in tags.bad.items():
         findings.append(Finding("tag", ref, problem))
     for key, target in [(k, t) for k, t in tags.fine.items() if t in checked_ids]:
@@ -636,6 +657,7 @@ def _check_tags(loc: Location, audit: _Audit, tags: _Tags) -> int:
         mode, blob = trust[target]
         if mode != "off":
             to_verify.append((ref, oid, blob, mode))
+            pins.append(audit.gpg_pins.get(target, ()))
     for commit in audit.checked_lifecycle:
         if commit.oid not in tagged:
             t = commit.trailers
@@ -647,10 +669,10 @@ def _check_tags(loc: Location, audit: _Audit, tags: _Tags) -> int:
                 )
             )
     results = _tag_signatures(loc, to_verify)
-    for (ref, _oid, _blob, mode), sig in zip(to_verify, results, strict=True):
-        if sig.good:
+    for (ref, _oid, _blob, mode), sig, pinned in zip(to_verify, results, pins, strict=True):
+        if sig.good and not _unpinned(sig, pinned):
             continue
-        text = f"tag {_DESCRIBE.get(sig.status, 'has signature status ' + sig.status)}"
+        text = f"tag {_describe(sig)}"
         if sig.status == "N" and mode == "optional":
             notes.append(Finding("signature", ref, text + " (signing: optional)"))
         else:
@@ -886,6 +908,7 @@ def _result(
         audit.findings,
         audit.notes,
         audit.trust_changes,
+        audit.gpg_pins,
     )
     tag_count = _check_tags(loc, audit, verdicts)
     if checkpoint is not None:
