@@ -748,8 +748,7 @@ def _gpg(home: Path, *args: str, stdin: bytes | None = None) -> bytes:
 @pytest.fixture
 def gpg() -> Iterator[tuple[GpgKey, Path, Path]]:
     """(signer's key and home, a home that knows the key but not its trust, an empty home)."""
-    if not have_gpg():
-        pytest.skip("gpg is not installed")
+    assert have_gpg(), "the GPG signing tests need gpg (Debian/Ubuntu: apt install gnupg)"
     key = make_gpg_key()
     homes = [key.home]
     try:
