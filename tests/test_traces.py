@@ -495,6 +495,23 @@ def test_stale_replica_after_a_switch_and_grace(hist: Path, tmp_path: Path) -> N
     assert name["mode"] == "name" and name["coverage_pct"] == 100.0 and name["blind_spots"] == []
 
 
+def test_stage_names_are_checked_and_counting_nothing_never_passes_a_gate(
+    hist: Path, tmp_path: Path
+) -> None:
+    path = write(tmp_path / "one.jsonl", [request(T(3, 9), NEW, prompt="support-system@4")])
+    typo = cli("coverage", str(path), "--stage", "prodution", "--min-coverage", "99", cwd=hist)
+    assert typo.exit_code == 2 and "--stage 'prodution' is not a stage" in typo.stderr
+    bad = cli("coverage", str(path), "--default-stage", "nope", cwd=hist)
+    assert bad.exit_code == 2 and "--default-stage 'nope'" in bad.stderr
+    assert coverage(hist, str(path), "--stage", "prod")["spans"] == 1  # an alias is a stage
+    # a stage that served nothing: no call counted, so no coverage gate passes
+    empty = coverage(hist, str(path), "--stage", "dev", "--min-coverage", "1", code=1)
+    assert empty["spans"] == 0 and empty["ok"] is False
+    assert cli("coverage", str(path), "--min-coverage", "250", cwd=hist).exit_code == 2
+    fmt = cli("coverage", str(path), "--format", "csv", cwd=hist)
+    assert fmt.exit_code == 2 and "unknown --format 'csv'" in fmt.stderr
+
+
 def test_skew_counts_the_binding_either_side_of_a_change(hist: Path, tmp_path: Path) -> None:
     """A producer whose clock is off stamps calls a little before or after the change they
     really followed or preceded; --skew counts the binding live that close, either way."""

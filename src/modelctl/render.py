@@ -588,7 +588,9 @@ def coverage_result(result: Any, min_coverage: float | None) -> None:
         + "[/dim]"
     )
     if min_coverage is not None:
-        if result.coverage_pct < min_coverage:
+        if not result.spans:
+            err().print(f"[red]✗[/red] no model call was counted: nothing meets {min_coverage}%")
+        elif not result.meets(min_coverage):
             err().print(
                 f"[red]✗[/red] coverage {result.coverage_pct:.2f}% is below {min_coverage}%"
             )

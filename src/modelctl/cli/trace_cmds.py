@@ -79,7 +79,10 @@ def coverage(
         ),
     ] = False,
     min_coverage: Annotated[
-        float | None, typer.Option(help="Exit 1 when coverage is below this percentage.")
+        float | None,
+        typer.Option(
+            min=0, max=100, help="Exit 1 when coverage is below this percentage (0 to 100)."
+        ),
     ] = None,
     format: Format = "auto",
     default_stage: DefaultStage = "production",
@@ -116,7 +119,7 @@ def coverage(
             skip_bad_lines=skip_bad_lines, assume_time=assumed,
             on_bytes=advance, epoch_unit=unit,
         )  # fmt: skip
-    below = min_coverage is not None and result.coverage_pct < min_coverage
+    below = min_coverage is not None and not result.meets(min_coverage)
     if json_output:
         render.emit_json(
             {**render.coverage_payload(result), "min_coverage": min_coverage, "ok": not below}

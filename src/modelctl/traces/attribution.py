@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from modelctl import history
+from modelctl.errors import UsageError
 from modelctl.registry import Location, Snapshot
 from modelctl.traces.fields import Call
 
@@ -226,6 +227,16 @@ class Context:
         if value is None:
             return self.default_stage
         return self.stage_aliases.get(value, value)
+
+    def known_stage(self, value: str, flag: str) -> str:
+        """A stage named on the command line (or an alias of one), as the registry names it."""
+        name = self.stage_aliases.get(value, value)
+        if self.stages and name not in self.stages:
+            raise UsageError(
+                f"{flag} {value!r} is not a stage of this registry",
+                hint=f"stages: {', '.join(self.stages)} (aliases in modelctl.yaml count too)",
+            )
+        return name
 
 
 _FALLBACK_GROUP = re.compile(r"/fallback-[0-9]+$")

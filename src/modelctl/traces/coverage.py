@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from modelctl.errors import UsageError
 from modelctl.registry import Location, snapshot_at
 from modelctl.traces import spans as span_io
 from modelctl.traces.attribution import NEAR_NEXT, NEAR_PREVIOUS, Context, Verdict, attribute
@@ -86,6 +87,11 @@ class CoverageResult:
     @property
     def coverage_pct(self) -> float:
         return self.strict_pct if self.strict else self.name_pct
+
+    def meets(self, minimum: float) -> bool:
+        """Whether coverage reaches `minimum` percent; never when no call was counted (a
+        filter that matched nothing is not evidence of coverage)."""
+        return self.spans > 0 and self.coverage_pct >= minimum
 
 
 class Window:
@@ -234,8 +240,13 @@ def coverage(
 ) -> CoverageResult:
     """Coverage of the model calls in `files`. Strict mode also turns off the lenient-only
     model keys (docs/traces.md, "Strict and name coverage")."""
+    if fmt not in span_io.FORMATS:  # before any history is read
+        raise UsageError(f"unknown --format {fmt!r}", hint=f"one of: {', '.join(span_io.FORMATS)}")
     snapshot = snapshot_at(loc)
     ctx = Context.build(loc, snapshot, snapshot.commit, default_stage, grace, skew)
+    ctx.default_stage = ctx.known_stage(default_stage, "--default-stage")
+    if stage is not None:
+        stage = ctx.known_stage(stage, "--stage")
     stats = span_io.ReadStats()
     agg = Aggregator(ctx, stage, stats)
     memory = Memory()
