@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import hashlib
 import uuid
+from pathlib import Path
 
 import pytest
 
+from conftest import cli, make_registry
 from fakekeys import fake_keys
 from modelctl import secretscan
 
@@ -49,3 +51,22 @@ def test_secret_reference_pattern() -> None:
         assert secretscan.SECRET_REF_RE.match(good)
     for bad in ["env:", "env:1X", "OPENAI_API_KEY", "vault:", "file:/etc/passwd"]:
         assert not secretscan.SECRET_REF_RE.match(bad)
+
+
+def test_a_key_that_is_a_secret_is_never_printed(tmp_path: Path) -> None:
+    """Found by where it sits; neither the finding nor a schema problem names the key."""
+    key = KEYS["openai-project"]
+    findings = secretscan.scan({"parameters": {key: "x"}, key: 1})
+    assert [f.field for f in findings] == ["(top level) (a key)", "parameters (a key)"]
+    registry = make_registry(tmp_path / "reg")
+    committed = (registry / "models/support-gpt/2026-03.yaml").read_text()
+    model = registry / "models/support-gpt/2099-01.yaml"
+    model.write_text(
+        committed.replace("version: 2026-03", "version: 2099-01")
+        + f"{key}: 1\nextras:\n  {key}: x\n"
+    )
+    result = cli("validate", "--json", cwd=registry)
+    assert result.exit_code == 1
+    assert key not in result.stdout + result.stderr
+    fields = {p["field"] for p in result.json["problems"]}
+    assert {"(top level) (a key)", "extras (a key)"} <= fields

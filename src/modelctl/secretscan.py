@@ -81,10 +81,18 @@ def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:
         elif isinstance(node, dict):
             for key, child in node.items():
                 key_text = str(key)
-                yield (f"{where}.{key_text}" if where else key_text) + " (key)", key_text
+                if classify(key_text) is not None:
+                    # The key is the secret: name where it sits, never the key itself.
+                    yield f"{where or '(top level)'} (a key)", key_text
+                    key_text = "<redacted key>"
                 stack.append((child, f"{where}.{key_text}" if where else key_text))
         elif isinstance(node, list):
             stack.extend((child, f"{where}[{i}]") for i, child in enumerate(node))
+
+
+def reveals(field: str) -> bool:
+    """Whether a field path (as problems print it) holds a credential-shaped part."""
+    return any(classify(part) for part in re.split(r"[.\[\]]", field) if part)
 
 
 def scan(data: Any) -> list[Finding]:

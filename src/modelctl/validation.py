@@ -68,6 +68,17 @@ def check_file(
     return data, problems
 
 
+def _location(field: str) -> tuple[str, ...]:
+    """Where a secret finding points: its field, or for a secret used as a key, its mapping."""
+    return tuple(field.removesuffix(" (a key)").split("."))
+
+
+def _unrevealing(problems: list[Problem], hidden: set[str]) -> list[Problem]:
+    """Schema problems minus those the secret check reports already, or whose field path
+    would print a secret used as a key."""
+    return [p for p in problems if p.field not in hidden and not secretscan.reveals(p.field)]
+
+
 def _check_loaded(
     path: str, doc: yamlio.Document, category: str, scan: bool = True
 ) -> tuple[dict[str, Any] | None, list[Problem]]:
@@ -88,14 +99,14 @@ def _check_loaded(
         ]
     secrets = secretscan.scan(data) if scan else []
     problems = [
-        Problem(path, f.field, f.message, doc.line_of(tuple(f.field.split(".")))) for f in secrets
+        Problem(path, f.field, f.message, doc.line_of(_location(f.field))) for f in secrets
     ]
-    hidden = {f.field.removesuffix(" (key)") for f in secrets}
+    hidden = {f.field for f in secrets}
     try:
         model = manifests.KINDS[expected].model_validate(data)
     except ValidationError as exc:
         # A field that holds a secret is reported once, by the secret check, without its value.
-        problems += [p for p in pydantic_problems(path, exc, doc) if p.field not in hidden]
+        problems += _unrevealing(pydantic_problems(path, exc, doc), hidden)
         return None, problems
     problems += _path_problems(path, category, model, doc)
     if problems:
@@ -148,7 +159,7 @@ def parse_manifest(raw: bytes, source: str) -> tuple[str, Any]:
     try:
         model = manifests.KINDS[kind].model_validate(doc.data)
     except ValidationError as exc:
-        problems += [p for p in pydantic_problems(source, exc, doc) if p.field not in hidden]
+        problems += _unrevealing(pydantic_problems(source, exc, doc), hidden)
     if problems:
         raise ManifestError(problems)
     return category, model
