@@ -115,6 +115,15 @@ def test_read_blobs_in_one_batch(store: GitStore) -> None:
         assert blobs[entry.oid] == (store.toplevel / entry.path).read_bytes()
 
 
+def test_read_paths_skips_what_is_not_a_file(store: GitStore) -> None:
+    """A directory or a missing path in the middle of a batch does not shift what follows."""
+    settings = (store.toplevel / "modelctl.yaml").read_bytes()
+    found = store.read_paths(["HEAD:models", "HEAD:nothing-here", "HEAD:modelctl.yaml"])
+    assert found == {"HEAD:models": None, "HEAD:nothing-here": None, "HEAD:modelctl.yaml": settings}
+    assert store.read_path("HEAD", "modelctl.yaml") == settings
+    assert store.read_path("HEAD", "models") is None
+
+
 def test_not_a_repository(tmp_path: Path) -> None:
     assert GitStore.discover(tmp_path) is None
 

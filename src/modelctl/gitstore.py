@@ -350,12 +350,28 @@ class GitStore:
         if "\n" in rev or "\n" in path:  # cat-file --batch reads one name per line
             oid = self.object_at(rev, path)
             return self.read_blobs([oid])[oid] if oid else None
-        out = self.git("cat-file", "--batch", stdin=f"{rev}:{path}\n".encode()).stdout
-        header, _, rest = out.partition(b"\n")
-        fields = header.split(b" ")
-        if len(fields) != 3 or not _OID_RE.match(fields[0].decode("ascii", "replace")):
-            return None  # "<name> missing" (or ambiguous)
-        return rest[: int(fields[2])]
+        return self.read_paths([f"{rev}:{path}"])[f"{rev}:{path}"]
+
+    def read_paths(self, specs: Iterable[str]) -> dict[str, bytes | None]:
+        """Files named `REV:PATH`, with one `cat-file --batch`: spec -> content, or None when
+        there is no file there (missing, or a directory or submodule at that revision)."""
+        wanted = list(dict.fromkeys(specs))
+        if not wanted:
+            return {}
+        out = self.git("cat-file", "--batch", stdin="".join(f"{s}\n" for s in wanted).encode())
+        raw, pos = out.stdout, 0
+        found: dict[str, bytes | None] = {}
+        for spec in wanted:
+            end = raw.index(b"\n", pos)
+            fields = raw[pos:end].split(b" ")
+            pos = end + 1
+            found[spec] = None
+            if len(fields) == 3 and _OID_RE.match(fields[0].decode("ascii", "replace")):
+                size = int(fields[2])  # every object's body follows its header: skip it
+                if fields[1] == b"blob":
+                    found[spec] = raw[pos : pos + size]
+                pos += size + 1
+        return found
 
     def changed_paths(self, pathspec: str = ".") -> dict[str, str]:
         """Uncommitted changes under `pathspec`, untracked files included: path -> XY status."""

@@ -229,21 +229,12 @@ def read_indexes(store: GitStore, revisions: list[str]) -> dict[str, dict[str, A
     wanted = list(dict.fromkeys(revisions))
     if not wanted:
         return {}
-    out = store.git(
-        "cat-file", "--batch", stdin="".join(f"{r}:{INDEX_FILE}\n" for r in wanted).encode()
-    ).stdout
+    bodies = store.read_paths(f"{rev}:{INDEX_FILE}" for rev in wanted)
     found: dict[str, dict[str, Any]] = {}
-    pos = 0
     for rev in wanted:
-        end = out.index(b"\n", pos)
-        header = out[pos:end].decode("utf-8", "replace").split(" ")
-        pos = end + 1
-        if len(header) != 3 or header[1] != "blob":
+        body = bodies[f"{rev}:{INDEX_FILE}"]
+        if body is None or len(body) > _INDEX_MAX_BYTES:
             continue  # missing (or not a file) at this revision
-        size = int(header[2])
-        body, pos = out[pos : pos + size], pos + size + 1
-        if size > _INDEX_MAX_BYTES:
-            continue
         try:
             data = yaml.safe_load(body)
         except yaml.YAMLError:
