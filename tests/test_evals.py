@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sys
 from pathlib import Path
@@ -90,6 +91,13 @@ def test_evaluator_spec_errors() -> None:
         evaluators.builtin_check(evaluators.parse_spec("json_schema"), None)
     with pytest.raises(UsageError, match="invalid pattern"):
         evaluators.builtin_check(evaluators.parse_spec("regex:pattern=("), None)
+    with pytest.raises(UsageError, match="abs='x' is not a number >= 0"):
+        evaluators.builtin_check(evaluators.parse_spec("numeric_close:abs=x"), None)
+    with pytest.raises(UsageError, match="rel='-1' is not a number >= 0"):
+        evaluators.builtin_check(evaluators.parse_spec("numeric_close:rel=-1"), None)
+    with pytest.raises(UsageError, match="threshold='high' is not a number"):
+        evaluators.parse_spec("external:cmd=judge,threshold=high")
+    assert evaluators.parse_spec("external:cmd=judge,threshold=-0.5").threshold == -0.5
 
 
 # --- eval runs on a real registry --------------------------------------------------------------
@@ -260,6 +268,38 @@ def test_dataset_digest_is_checked(repo: Path) -> None:
     assert result.exit_code == 1 and "sha256 differs from the digest pinned" in result.stderr
     check = cli("dataset", "verify", "--json", cwd=repo)
     assert check.exit_code == 1 and check.json["datasets"][0]["status"] == "mismatch"
+
+
+def test_dataset_rows_without_ids_are_refused_by_eval(repo: Path) -> None:
+    """A dataset registered by its digest alone was never read: eval reads it carefully."""
+    rows = b'{"id": "a", "input": "x"}\n{"input": "no id"}\n{"id": "a", "input": "again"}\n'
+    (repo / "datasets/noid").mkdir()
+    (repo / "datasets/noid/1.jsonl").write_bytes(rows)
+    (repo / "datasets/noid/1.yaml").write_text(
+        "apiVersion: modelctl/v1\nkind: Dataset\nname: noid\nversion: '1'\n"
+        f"uri: datasets/noid/1.jsonl\nsha256: {hashlib.sha256(rows).hexdigest()}\n"
+    )
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a dataset registered by digest")
+    result = cli(
+        "eval", "run", "support-bot", "--to", "production", "--dataset", "noid@1",
+        "--candidate-outputs", str(OUTPUTS / "candidate.jsonl"),
+        "--baseline-outputs", str(OUTPUTS / "baseline.jsonl"), "--evaluator", "contains",
+        cwd=repo,
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    text = " ".join(result.stderr.split())
+    assert "datasets/noid/1.jsonl:2: id: every row needs an id" in text
+    assert "datasets/noid/1.jsonl:3: id: duplicate id 'a'" in text
+
+
+def test_an_uncommitted_eval_run_is_not_overwritten(repo: Path) -> None:
+    first = eval_run(repo, "candidate.jsonl", "--run-id", "r1", "--no-commit")
+    assert first.exit_code == 0, first.stderr
+    written = (repo / "evals/support-bot/r1.yaml").read_bytes()
+    again = eval_run(repo, "candidate.jsonl", "--run-id", "r1", "--no-commit")
+    assert again.exit_code == 3 and "already exists; eval runs are immutable" in again.stderr
+    assert (repo / "evals/support-bot/r1.yaml").read_bytes() == written
 
 
 def test_dataset_verify_ok_and_remote(repo: Path) -> None:

@@ -98,9 +98,7 @@ def _check_loaded(
             )
         ]
     secrets = secretscan.scan(data) if scan else []
-    problems = [
-        Problem(path, f.field, f.message, doc.line_of(_location(f.field))) for f in secrets
-    ]
+    problems = [Problem(path, f.field, f.message, doc.line_of(_location(f.field))) for f in secrets]
     hidden = {f.field for f in secrets}
     try:
         model = manifests.KINDS[expected].model_validate(data)

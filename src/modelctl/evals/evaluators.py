@@ -162,9 +162,24 @@ def _number(value: Any) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def number_arg(
+    args: dict[str, Any], key: str, default: float, evaluator: str, *, negative: bool = False
+) -> float:
+    """A finite number given as `key=` to an evaluator (>= 0 unless `negative`)."""
+    value = args.get(key, default)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = math.nan
+    if not math.isfinite(number) or (number < 0 and not negative):
+        wanted = "a number" if negative else "a number >= 0"
+        raise UsageError(f"--evaluator {evaluator}: {key}={value!r} is not {wanted}")
+    return number
+
+
 def numeric_close(args: dict[str, Any]) -> Builtin:
-    abs_tol = float(args.get("abs", args.get("tolerance", 1e-6)))
-    rel_tol = float(args.get("rel", 0.0))
+    abs_tol = number_arg(args, "abs" if "abs" in args else "tolerance", 1e-6, "numeric_close")
+    rel_tol = number_arg(args, "rel", 0.0, "numeric_close")
 
     def test(want: float | None, out: Any) -> bool:
         got = _number(out)
@@ -206,7 +221,11 @@ def parse_spec(text: str) -> EvaluatorSpec:
         if "cmd" not in args:
             raise UsageError("--evaluator external needs a command: 'external:cmd=python judge.py'")
         label = args.pop("name", "external")
-        threshold = float(args["threshold"]) if "threshold" in args else None
+        threshold = (
+            number_arg(args, "threshold", 0, "external", negative=True)
+            if "threshold" in args
+            else None
+        )
         return EvaluatorSpec(label, args, command=shlex.split(args["cmd"]), threshold=threshold)
     if name not in BUILTIN:
         choices = ", ".join([*BUILTIN, "external:cmd=..."])

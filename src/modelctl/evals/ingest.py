@@ -169,7 +169,7 @@ def record_results(
     snapshot = snapshot_at(loc)
     bindings = runner.stage_bindings(snapshot, route, stage, candidate_from, baseline_from)
     gate = runner.gate_settings(snapshot, stage)
-    manifest, rows = runner.load_dataset(loc, snapshot, dataset, dataset_file, None)
+    manifest, rows = runner.load_dataset(loc, snapshot, dataset, dataset_file)
     if fmt == "auto":
         fmt = "promptfoo" if file.suffix == ".json" else "modelctl"
     if fmt == "promptfoo":

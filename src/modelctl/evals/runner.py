@@ -108,6 +108,10 @@ def read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict[str, Any]]]:
         raise UsageError(f"cannot read {label} {path}: {exc.strerror}") from None
     except UnicodeDecodeError as exc:
         raise UsageError(f"{label} {path} is not UTF-8 (byte {exc.start})") from None
+    return _objects(text, str(path))
+
+
+def _objects(text: str, source: str) -> Iterator[tuple[int, dict[str, Any]]]:
     # json.loads on str skips the encoding sniffing it does for bytes (a third of the time).
     for number, line in enumerate(text.split("\n"), 1):
         if line.strip():
@@ -115,11 +119,11 @@ def read_jsonl(path: Path, label: str) -> Iterator[tuple[int, dict[str, Any]]]:
                 item = json.loads(line)
             except ValueError as exc:
                 raise ManifestError(
-                    [Problem(str(path), "", f"not valid JSON: {exc}", number)]
+                    [Problem(source, "", f"not valid JSON: {exc}", number)]
                 ) from None
             if not isinstance(item, dict):
                 raise ManifestError(
-                    [Problem(str(path), "", "each line must be a JSON object", number)]
+                    [Problem(source, "", "each line must be a JSON object", number)]
                 )
             yield number, item
 
@@ -129,9 +133,11 @@ def load_dataset(
     snapshot: Snapshot,
     ref_text: str,
     local_file: Path | None,
-    on_bytes: Progress | None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The dataset manifest and its rows, after checking the file's digest against the pin."""
+    """The dataset manifest and its rows, after checking the file's digest against the pin.
+
+    Rows are checked as `add dataset` checks them (a manifest added with --uri/--sha256 or
+    --file never was): JSON objects, each with a unique string or integer `id`."""
     ref = refs.parse_ref(ref_text, refs.Kind.DATASET)
     entry = snapshot.get(ref)
     if entry is None or entry.data is None:
@@ -153,8 +159,6 @@ def load_dataset(
     except OSError as exc:
         raise UsageError(f"cannot read dataset file {local_file}: {exc.strerror}") from None
     digest.update(data)
-    if on_bytes is not None:
-        on_bytes(len(data))
     if digest.hexdigest() != manifest["sha256"]:
         raise ManifestError(
             [
@@ -170,14 +174,23 @@ def load_dataset(
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise UsageError(f"dataset file {local_file} is not UTF-8 (byte {exc.start})") from None
-    for number, line in enumerate(text.split("\n"), 1):
-        if line.strip():
-            try:
-                rows.append(json.loads(line))
-            except ValueError as exc:
-                raise ManifestError(
-                    [Problem(str(local_file), "", f"not valid JSON: {exc}", number)]
-                ) from None
+    problems: list[Problem] = []
+    seen: set[str] = set()
+    for number, row in _objects(text, str(local_file)):
+        rid = row.get("id")
+        if not isinstance(rid, str | int) or isinstance(rid, bool):
+            problems.append(
+                Problem(str(local_file), "id", "every row needs an id (string or integer)", number)
+            )
+        elif str(rid) in seen:
+            problems.append(Problem(str(local_file), "id", f"duplicate id {rid!r}", number))
+        else:
+            seen.add(str(rid))
+        rows.append(row)
+        if len(problems) >= 20:
+            break
+    if problems:
+        raise ManifestError(problems, hint="fix these rows and register a new dataset version")
     return manifest, rows
 
 
@@ -408,7 +421,7 @@ def run_eval(loc: Location, req: EvalRequest, progress: Progress | None = None) 
     snapshot = snapshot_at(loc)
     bindings = stage_bindings(snapshot, req.route, req.stage, req.candidate_from, req.baseline_from)
     gate = gate_settings(snapshot, req.stage)
-    manifest, rows = load_dataset(loc, snapshot, req.dataset, req.dataset_file, None)
+    manifest, rows = load_dataset(loc, snapshot, req.dataset, req.dataset_file)
     known = {str(r.get("id")) for r in rows}
     candidate, problems = load_outputs(req.candidate_outputs, known, "candidate outputs")
     baseline, more = load_outputs(req.baseline_outputs, known, "baseline outputs")
@@ -515,19 +528,24 @@ def record(loc: Location, data: dict[str, Any], *, commit: bool = True) -> EvalR
     path = str(refs.eval_path(model.route, model.id))
     content = render_manifest(model, path)
     canonical = manifests.to_data(model)
+
+    def refuse_existing(snapshot: Snapshot) -> None:
+        if path in snapshot.entries or (not commit and (loc.root / path).exists()):
+            from modelctl.errors import ConflictError
+
+            raise ConflictError(
+                f"{path} already exists; eval runs are immutable", hint="pass another --run-id"
+            )
+
     if not commit:
+        refuse_existing(snapshot_at(loc))
         target = loc.root / path
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(content)
         return EvalResult(canonical, path, committed=False)
 
     def plan(snapshot: Snapshot, tip: str | None) -> commits.Change:
-        if path in snapshot.entries:
-            from modelctl.errors import ConflictError
-
-            raise ConflictError(
-                f"{path} already exists; eval runs are immutable", hint="pass another --run-id"
-            )
+        refuse_existing(snapshot)
         message = (
             f"modelctl: eval {model.route} {model.stage or ''} {model.id}: {model.verdict}\n\n"
             + commits.trailers(
