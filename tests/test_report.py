@@ -311,3 +311,12 @@ def test_timeline_rows_and_intervals(rel: Path, tmp_path: Path) -> None:
     assert list(records[0]) == list(rows[0])
     assert records[0]["weight"] == 100 and records[1]["fallback_position"] == 1
     assert cli("timeline", "--format", "xml", cwd=rel).exit_code == 2
+    # A bad question is refused before anything is written: -o keeps its old content.
+    unknown = cli("timeline", "nosuchroute", "-o", str(out), cwd=rel)
+    assert unknown.exit_code == 2 and "no route 'nosuchroute'" in unknown.stderr
+    bad_name = cli("timeline", "../x", "-o", str(out), cwd=rel)
+    assert bad_name.exit_code == 2
+    assert [json.loads(x) for x in out.read_text().splitlines()] == records
+    nowhere = cli("timeline", "-o", str(tmp_path / "missing" / "t.csv"), cwd=rel)
+    assert nowhere.exit_code == 2 and "does not exist" in nowhere.stderr
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []

@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError, GitError, UsageError
 
 ZERO_OID = "0" * 40
@@ -803,17 +804,17 @@ class GitStore:
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with _file_lock(self.state_dir / "worktree.lock"):
             tip = self.ref_oid(branch_ref)
+            contents = self.read_paths(f"{tip}:{path}" for path in paths) if tip else {}
+            mode = file_mode()
             for path in paths:
-                data = self.read_path(tip, path) if tip else None
+                data = contents.get(f"{tip}:{path}")
                 target = self.toplevel / path
                 if data is None:
                     with contextlib.suppress(FileNotFoundError):
                         target.unlink()
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.modelctl-tmp")
-                tmp.write_bytes(data)
-                tmp.replace(target)
+                write_atomic(target, data, mode=mode)
             proc = self.git("update-index", "--add", "--remove", "--", *paths, check=False)
         if proc.returncode != 0:
             joined = " ".join(paths)

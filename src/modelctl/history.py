@@ -16,14 +16,13 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
-import os
-import tempfile
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from modelctl import refs
+from modelctl.atomic import write_atomic
 from modelctl.errors import GitError, UsageError
 from modelctl.registry import Location
 
@@ -200,10 +199,7 @@ def _save_cache(path: Path, tip: str, records: list[Record]) -> None:
     payload = {"format": CACHE_FORMAT, "tip": tip, "records": [r.__dict__ for r in records]}
     with contextlib.suppress(OSError):
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(payload, separators=(",", ":")))
-        Path(tmp).replace(path)
+        write_atomic(path, json.dumps(payload, separators=(",", ":")))
 
 
 def route_records(loc: Location, route: str, tip: str) -> list[Record]:

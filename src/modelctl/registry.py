@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelctl import refs
+from modelctl.atomic import write_atomic
 from modelctl.errors import GitError, Problem, RegistryNotFound, UsageError
 from modelctl.gitstore import GitStore, blob_id
 
@@ -129,15 +128,8 @@ def _cache_dir(loc: Location) -> Path:
 
 def _write_json_atomic(path: Path, payload: Any) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            # dumps, not dump: only the one-shot encoder runs in C.
-            fh.write(json.dumps(payload, separators=(",", ":")))
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # dumps, not dump: only the one-shot encoder runs in C.
+    write_atomic(path, json.dumps(payload, separators=(",", ":")))
 
 
 def _encode(snapshot: Snapshot) -> dict[str, Any]:

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
-from pathlib import PurePath
+from pathlib import Path, PurePath
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # rich loads on first use: `--json` output never needs it
@@ -780,9 +780,9 @@ def write_chunks(chunks: Any, output: Any) -> None:
         for chunk in chunks:
             sys.stdout.write(chunk)
         return
-    with open(output, "w", encoding="utf-8") as fh:  # noqa: PTH123
-        for chunk in chunks:
-            fh.write(chunk)
+    from modelctl.export import write_text
+
+    write_text(Path(output), chunks)  # whole or not at all, whatever fails while writing
     success(f"wrote {output}")
 
 

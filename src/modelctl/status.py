@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import gates, history, refs
+from modelctl.atomic import write_atomic
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
 from modelctl.registry import Entry, Location, files_at, routes_at
@@ -119,9 +120,7 @@ def signatures(loc: Location, commits: Iterable[str], tip: str) -> dict[str, Sig
             found.update(fresh)
             cache.update({f"{c}:{trust}": [s.status, s.signer, s.key] for c, s in fresh.items()})
             with contextlib.suppress(OSError):
-                tmp = cache_path.with_suffix(".tmp")
-                tmp.write_text(json.dumps(cache, separators=(",", ":")))
-                tmp.replace(cache_path)
+                write_atomic(cache_path, json.dumps(cache, separators=(",", ":")))
     return found
 
 
@@ -192,13 +191,11 @@ def status(loc: Location, route: str | None = None) -> StatusResult:
         with contextlib.suppress(OSError):
             cache = _status_cache(loc, tip)
             cache.parent.mkdir(parents=True, exist_ok=True)
-            tmp = cache.with_suffix(f".{os.getpid()}.tmp")
             # Encoded as `--json` encodes it, so that a warm `status --json` can print the
             # routes as they are stored (`status_json`).
             routes = json.dumps([dataclasses.asdict(r) for r in result.routes], ensure_ascii=False)
             header = json.dumps({"format": _STATUS_FORMAT})
-            tmp.write_text(f"{header}\n{routes}", encoding="utf-8")
-            tmp.replace(cache)
+            write_atomic(cache, f"{header}\n{routes}")
         return result
     return _status(loc, branch, tip, route)
 

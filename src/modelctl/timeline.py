@@ -14,7 +14,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from modelctl import history
-from modelctl.registry import Location, snapshot_at
+from modelctl.errors import UsageError
+from modelctl.registry import Location, routes_at
 
 COLUMNS = (
     "route", "stage", "role", "model", "prompt", "weight", "fallback_position",
@@ -39,18 +40,21 @@ class Row:
 
 
 def rows(loc: Location, route: str | None = None) -> Iterator[Row]:
+    """Every interval of `route` (default: every route), after checking what was asked for:
+    the problems of a bad question surface before any output is written."""
     _branch, tip = history.branch_tip(loc)
-    snapshot = snapshot_at(loc, tip)
-    names = (
-        [route]
-        if route
-        else [e.path[len("routes/") : -len(".yaml")] for e in snapshot.artifacts("routes")]
-    )
-    records = (
-        {route: history.route_records(loc, route, tip)}
-        if route
-        else history.all_route_records(loc, tip)
-    )
+    if route:
+        records = {route: history.route_records(loc, route, tip)}  # checks the name
+        if not records[route] and route not in routes_at(loc, tip)[1]:
+            raise UsageError(f"no route {route!r} at {tip[:7]}", hint="see: modelctl list route")
+        names = [route]
+    else:
+        names = list(routes_at(loc, tip)[1])
+        records = history.all_route_records(loc, tip)
+    return _rows(names, records)
+
+
+def _rows(names: list[str], records: dict[str, list[history.Record]]) -> Iterator[Row]:
     for name in sorted(names):
         by_stage: dict[str, list[history.Event]] = {}
         for event in history.events(name, records.get(name, [])):

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import history, progress, refs
+from modelctl.atomic import write_atomic
 from modelctl.gitstore import Signature
 from modelctl.registry import VERSIONED, Location
 
@@ -806,13 +807,7 @@ def _save_checkpoint(loc: Location, branch: str, checkpoint: _Checkpoint) -> Non
     path = _checkpoint_path(loc)
     with contextlib.suppress(OSError):  # a read-only git dir only costs speed
         path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-verify-", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps(payload, separators=(",", ":")))
-            Path(tmp).replace(path)
-        finally:
-            Path(tmp).unlink(missing_ok=True)
+        write_atomic(path, json.dumps(payload, separators=(",", ":")))
 
 
 def _extend(loc: Location, old: str, tip: str) -> list[_Commit] | None:

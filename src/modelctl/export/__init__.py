@@ -6,25 +6,21 @@ inlined); `litellm` turns them into a LiteLLM proxy config.
 
 from __future__ import annotations
 
-import os
-import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 
+from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import UsageError
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Write `text` to `path` atomically: readers see the old file or the new one, never half."""
-    folder = path.parent if str(path.parent) else Path()
-    if not folder.is_dir():
-        raise UsageError(f"cannot write {path}: folder {folder} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=folder)
+def write_text(path: Path, text: str | Iterable[str]) -> Path:
+    """Write `text` (or text chunks) to `path` atomically: readers see the old file or the new
+    one, never half; an error (in the chunks too) leaves the old file as it was."""
+    if not path.parent.is_dir():
+        raise UsageError(f"cannot write {path}: folder {path.parent} does not exist")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        Path(tmp).chmod(0o644)  # mkstemp makes it private; a config is read by other services
-        Path(tmp).replace(path)
+        # Read by other services, as any file the user creates would be.
+        write_atomic(path, text, mode=file_mode())
     except OSError as exc:
-        Path(tmp).unlink(missing_ok=True)
         raise UsageError(f"cannot write {path}: {exc.strerror}") from None
     return path

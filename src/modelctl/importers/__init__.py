@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl import commits
+from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError
 from modelctl.gitstore import LockHeld, RefMoved, TagSpec
 from modelctl.registry import Location
@@ -135,15 +136,14 @@ def _sync_worktree(loc: Location, branch: str, history: list[Planned]) -> list[s
     final: dict[str, bytes | None] = {}
     for item in history:
         final.update(item.files)
+    mode = file_mode()
     for path, content in final.items():
         target = loc.root / path
         if content is None:
             target.unlink(missing_ok=True)
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.modelctl-tmp")
-        tmp.write_bytes(content)
-        tmp.replace(target)
+        write_atomic(target, content, mode=mode)
     listing = b"".join(loc.repo_path(p).encode() + b"\0" for p in final)
     proc = store.git(
         "update-index", "--add", "--remove", "-z", "--stdin", stdin=listing, check=False
