@@ -21,6 +21,7 @@ import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError, GitError, UsageError
@@ -112,18 +113,23 @@ def run_git(
             "git is not installed or not on PATH", hint="install git 2.34 or newer"
         ) from None
     if check and proc.returncode != 0:
-        stderr = proc.stderr.decode("utf-8", "replace").strip()
-        lock = _lock_error(stderr)
-        if lock is not None:
-            raise lock
-        if "Please tell me who you are" in stderr or "empty ident name" in stderr:
-            raise GitError(
-                "git has no identity configured for commits",
-                hint='run: git config --global user.name "Your Name" && '
-                "git config --global user.email you@example.com",
-            )
-        raise GitError(f"git {args[0]} failed: {stderr or f'exit {proc.returncode}'}")
+        raise_for(args, proc)
     return proc
+
+
+def raise_for(args: list[str], proc: subprocess.CompletedProcess[bytes]) -> NoReturn:
+    """The error a failed git run means: a held lock, no identity, or git's own message."""
+    stderr = proc.stderr.decode("utf-8", "replace").strip()
+    lock = _lock_error(stderr)
+    if lock is not None:
+        raise lock
+    if "Please tell me who you are" in stderr or "empty ident name" in stderr:
+        raise GitError(
+            "git has no identity configured for commits",
+            hint='run: git config --global user.name "Your Name" && '
+            "git config --global user.email you@example.com",
+        )
+    raise GitError(f"git {args[0]} failed: {stderr or f'exit {proc.returncode}'}")
 
 
 @dataclass(frozen=True)
@@ -517,7 +523,7 @@ class GitStore:
             err = proc.stderr.decode("utf-8", "replace").strip()
             if sign and ("sign" in err.lower() or "gpg" in err.lower() or "ssh" in err.lower()):
                 raise GitError(f"signing the commit failed: {err}", hint=SIGNING_HINT)
-            run_git(args, cwd=self.toplevel, stdin=message.encode())  # raises the mapped error
+            raise_for(args, proc)
         commit = proc.stdout.decode().strip()
         tag_ids: dict[str, str] = {}
         for spec in tags:
