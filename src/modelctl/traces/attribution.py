@@ -16,21 +16,8 @@ from typing import Any
 from modelctl import history
 from modelctl.errors import UsageError
 from modelctl.registry import Location, Snapshot
-from modelctl.traces.fields import Call
+from modelctl.traces.fields import FALLBACK_GROUP, Call
 
-REASONS = (
-    "unknown-model",
-    "unknown-prompt",
-    "version-not-live",
-    "prompt-not-live",
-    "off-registry",
-    "no-route",
-    "no-stage-binding",
-    "no-time",
-    "ambiguous-model",
-    "ambiguous-route",
-    "stamp-mismatch",
-)
 _BEDROCK_REGION = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")
 _VERTEX = re.compile(r"^(projects/[^/]+/locations/[^/]+/)?publishers/[^/]+/models/")
 _PROVIDER_SYNONYMS = {
@@ -158,7 +145,6 @@ class Context:
     default_stage: str
     grace: float = 0.0
     skew: float = 0.0  # --skew: producers' clocks may be this far off, either way
-    strict: bool = True
     _route_cache: dict[tuple[str, str], tuple[str | None, str] | tuple[()]] = field(
         default_factory=dict
     )
@@ -213,7 +199,7 @@ class Context:
         if key in ("metadata.model_group", "model_group"):
             # `modelctl export litellm` names each model group after its route, and each
             # fallback group `<route>/fallback-N`: a gateway alias modelctl itself wrote.
-            group = _FALLBACK_GROUP.sub("", value)
+            group = FALLBACK_GROUP.sub("", value)
             if group in self.routes:
                 return group, key
         matched = self.matchers.get((key, value), set())
@@ -237,9 +223,6 @@ class Context:
                 hint=f"stages: {', '.join(self.stages)} (aliases in modelctl.yaml count too)",
             )
         return name
-
-
-_FALLBACK_GROUP = re.compile(r"/fallback-[0-9]+$")
 
 
 def binding_entries(binding: dict[str, Any] | None) -> tuple[set[str], set[str], set[str]]:

@@ -257,7 +257,7 @@ def explicit_fallback(attrs: dict[str, Any]) -> tuple[bool | None, str | None]:
     original, group = attrs.get("metadata.original_model_group"), attrs.get("metadata.model_group")
     if original and group and original != group:
         return True, "metadata.original_model_group"
-    if isinstance(group, str) and _FALLBACK_GROUP.search(group):
+    if isinstance(group, str) and FALLBACK_GROUP.search(group):
         return True, "metadata.model_group"  # a fallback group of `modelctl export litellm`
     index = attrs.get("http.response.header.x-portkey-last-used-option-index")
     if index not in (None, "") and str(index) != "0":
@@ -265,7 +265,8 @@ def explicit_fallback(attrs: dict[str, Any]) -> tuple[bool | None, str | None]:
     return None, None
 
 
-_FALLBACK_GROUP = re.compile(r"/fallback-[0-9]+$")
+# The model group `export litellm` names a route's fallback step (export.litellm.fallback_group).
+FALLBACK_GROUP = re.compile(r"/fallback-[0-9]+$")
 
 
 def prompt_of(attrs: dict[str, Any]) -> tuple[str | None, str | None, str | None]:

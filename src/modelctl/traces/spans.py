@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl.errors import UsageError
+from modelctl.history import parse_time
 from modelctl.traces.fields import (
     CONTEXT_KEYS,
     MODEL_KEYS,
@@ -49,7 +50,6 @@ MAX_AHEAD = 24 * 3600  # a span more than a day in the future has no usable time
 READ_BUFFER = 1 << 16
 _NESTED = ("metadata", "hidden_params")  # kvlists (or JSON strings) read as `parent.child`
 _WANTED_OR_NESTED = frozenset([*WANTED, *_NESTED])
-_key = operator.itemgetter("key")
 _get_span_id = operator.methodcaller("get", "spanId")
 
 
@@ -490,16 +490,8 @@ def flat_time(
         if key.endswith(("unix_nano", "UnixNano")):
             return int(text) / 1e9
         return _in_unit(float(text), unit, stats)
-    text = text.replace(" ", "T", 1) if "T" not in text else text
-    if text.endswith(("Z", "z")):
-        text = text[:-1] + "+00:00"
-    try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    if parsed.tzinfo is None:  # Langfuse and others write naive UTC
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.timestamp()
+    parsed = parse_time(text)  # naive means UTC: Langfuse and others write naive UTC
+    return parsed[0].timestamp() if parsed else None
 
 
 def _in_unit(number: float, unit: float | None, stats: ReadStats | None) -> float | None:
