@@ -53,3 +53,22 @@ def test_init_without_identity_writes_nothing(
     assert "no identity" in result.stderr and "git config --global user.name" in result.stderr
     assert not (tmp_path / "reg").exists()
     assert cli("init", str(tmp_path / "reg"), "--no-commit").exit_code == 0
+
+
+def test_init_whose_commit_fails_leaves_nothing_to_block_a_retry(tmp_path: Path) -> None:
+    """The branch is locked by another process: no commit, no registry files, and the same
+    command works once the lock is gone."""
+    git(tmp_path, "init", "-q", "-b", "main")
+    (tmp_path / "app.py").write_text("print()\n")
+    git(tmp_path, "add", "app.py")
+    git(tmp_path, "commit", "-qm", "app")
+    lock = tmp_path / ".git/refs/heads/main.lock"
+    lock.write_text("")
+    failed = cli("init", "registry", cwd=tmp_path)
+    assert failed.exit_code != 0 and "lock" in failed.stderr.lower()
+    assert not (tmp_path / "registry" / "modelctl.yaml").exists()
+    assert git(tmp_path, "rev-list", "--count", "HEAD") == "1"
+    lock.unlink()
+    assert cli("init", "registry", cwd=tmp_path).exit_code == 0
+    assert (tmp_path / "registry" / "modelctl.yaml").is_file()
+    assert git(tmp_path, "status", "--porcelain") == ""

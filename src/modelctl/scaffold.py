@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl import commits, refs
+from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError
 from modelctl.gitstore import GitStore, run_git
 from modelctl.registry import Location
@@ -97,17 +98,20 @@ def init(path: Path, *, name: str | None = None, commit: bool = True) -> InitRes
     for folder in FOLDERS:
         files[f"{folder}/.gitkeep"] = b""
     loc = _location(store, root)
-    for rel, data in files.items():
-        target = root / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(data)
     result = InitResult(str(root), created_repo, committed=False, commit=None, files=sorted(files))
     if commit:
+        # The commit comes first: a failed one leaves no files behind to block a second try.
+        # Writing it shows the files in the work tree when the branch is checked out.
         message = f"modelctl: init registry {name}\n\n" + commits.trailers(action="init") + "\n"
         outcome = commits.write(loc, lambda snap, tip: commits.Change(dict(files), message))
         assert outcome.result is not None
         result.committed = True
         result.commit = outcome.result.commit
+    for rel, data in files.items():  # all of them without a commit; on a detached HEAD, too
+        target = root / rel
+        if not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(target, data, mode=file_mode())
     return result
 
 
