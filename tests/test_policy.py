@@ -164,6 +164,9 @@ def test_dataset_kept_in_git_lfs_is_checked_through_its_pointer(registry: Path) 
     git(registry, "commit", "-qam", "rows to LFS")
     assert validate(registry) == (0, [])
     assert validate(registry, "--rev", "HEAD") == (0, [])
+    checked = cli("dataset", "verify", "--json", cwd=registry)  # digest and size, as recorded
+    assert checked.exit_code == 0, checked.stdout
+    assert checked.json["datasets"][0]["status"] == "ok"
     other = pointer.replace(hashlib.sha256(content).hexdigest(), "0" * 64)
     (registry / DATA).write_text(other)
     code, problems = validate(registry)

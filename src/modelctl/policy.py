@@ -6,7 +6,6 @@ one `modelctl validate` reports everything wrong at once.
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -14,39 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
+from modelctl.datasets import content_digest, file_digest
 from modelctl.errors import Problem, UsageError
 from modelctl.registry import VERSIONED, Entry, Location, Snapshot
 
 ReadFile = Callable[[str], bytes | None]
 # A registry file's sha256 (hex), or None when there is no such file.
 DigestFile = Callable[[str], str | None]
-
-_LFS_POINTER = re.compile(
-    rb"version https://git-lfs\.github\.com/spec/v1\n(?:[a-z0-9.-]+ [^\n]*\n)*?"
-    rb"oid sha256:([0-9a-f]{64})\n"
-)
-
-
-def content_digest(content: bytes) -> str:
-    """The sha256 of a file's content. A Git LFS pointer stands for its content, whose sha256
-    the pointer records: a registry keeping datasets in LFS is checked without fetching them."""
-    if len(content) < 1024 and (match := _LFS_POINTER.match(content)):
-        return match.group(1).decode()
-    return hashlib.sha256(content).hexdigest()
-
-
-def file_digest(file: Path) -> str | None:
-    """`content_digest` of a file in the work tree, read in chunks (datasets can be large)."""
-    if not file.is_file() or file.is_symlink():
-        return None
-    with file.open("rb") as fh:
-        head = fh.read(1024)
-        if len(head) < 1024:
-            return content_digest(head)
-        digest = hashlib.sha256(head)
-        while chunk := fh.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _exists(snapshot: Snapshot, kind: refs.Kind, text: str) -> bool:
@@ -185,7 +158,7 @@ def check_files(
 
         def digest(path: str) -> str | None:
             content = read(path)
-            return None if content is None else content_digest(content)
+            return None if content is None else content_digest(content)[0]
 
     for entry in snapshot.artifacts("prompts"):
         spec = entry.data.get("template_file") if entry.data else None
@@ -328,7 +301,8 @@ def validate(
             return file.read_bytes() if file.is_file() and not file.is_symlink() else None
 
         def digest(path: str) -> str | None:
-            return file_digest(loc.root / path)
+            found = file_digest(loc.root / path)
+            return found[0] if found else None
 
     base_snapshot = None
     if base is not None:
@@ -381,7 +355,6 @@ def _pinned_files(snapshot: Snapshot) -> dict[str, list[str]]:
 
 def _field_path(field_name: str) -> tuple[str | int, ...]:
     """`stages.prod.targets[0].model` -> ('stages', 'prod', 'targets', 0, 'model')."""
-    import re
 
     parts: list[str | int] = []
     for name, index in re.findall(r"([^.\[\]]+)|\[(\d+)\]", field_name):
