@@ -140,14 +140,10 @@ def write(
         with contextlib.nullcontext() if dry_run else store.writer_turn():
             started = time.monotonic()
             tip = store.ref_oid(branch)
-            snapshot = snapshot_at(loc, tip) if tip else empty_snapshot("no commits yet")
-            change = plan(snapshot, tip)
-            if dry_run:
+            change, ready = _prepare(loc, plan, tip, dry_run, intent)
+            if ready is None:
                 return Outcome(change, None, attempt, base=tip)
-            refuse_uncommitted(loc, change.guard)
-            sign = decide_signing(loc, snapshot, change.stage)
-            files = {loc.repo_path(p): data for p, data in change.files.items()}
-            message = _with_intent(change.message, intent)
+            files, message, sign = ready
             note = store.begin_sync(branch, files, tip)
             try:
                 result = store.commit(branch, tip, files, message, sign=sign, tags=change.tags)
@@ -177,6 +173,21 @@ def write(
     )
 
 
+def _prepare(
+    loc: Location, plan: Plan, tip: str | None, dry_run: bool, intent: str | None
+) -> tuple[Change, tuple[dict[str, bytes | None], str, bool] | None]:
+    """Plan the change on `tip`; unless a dry run, also check it may be written and work out
+    (repository paths -> content, commit message, whether to sign)."""
+    snapshot = snapshot_at(loc, tip) if tip else empty_snapshot("no commits yet")
+    change = plan(snapshot, tip)
+    if dry_run:
+        return change, None
+    refuse_uncommitted(loc, change.guard)
+    sign = decide_signing(loc, snapshot, change.stage)
+    files = {loc.repo_path(p): data for p, data in change.files.items()}
+    return change, (files, _with_intent(change.message, intent), sign)
+
+
 def _write_remote(
     loc: Location, plan: Plan, remote: str, dry_run: bool, attempts: int, intent: str
 ) -> Outcome:
@@ -189,23 +200,19 @@ def _write_remote(
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
         base = store.fetch_branch(remote, branch)
-        landed = store.find_intent(base, intent) if base is not None else None
-        if base is not None and landed:
+        # The intent is new to this process: only a push of ours can have landed it.
+        landed = store.find_intent(base, intent) if made and base is not None else None
+        if base is not None and landed in made:
             # An earlier attempt's push landed although we never heard back: follow it as if
             # the answer had arrived (its tags and work-tree paths too).
-            change, result, paths = made.get(landed, (Change({}, ""), None, []))
-            tags = result.tags if result is not None else {}
+            change, result, paths = made[landed]
             outcome = Outcome(change, result, attempt, base=base, already_landed=True)
-            outcome.warnings += _follow_remote(loc, branch, base, tags, paths)
+            outcome.warnings += _follow_remote(loc, branch, base, result.tags, paths)
             return outcome
-        snapshot = snapshot_at(loc, base) if base else empty_snapshot("no commits yet")
-        change = plan(snapshot, base)
-        if dry_run:
+        change, ready = _prepare(loc, plan, base, dry_run, intent)
+        if ready is None:
             return Outcome(change, None, attempt, base=base)
-        refuse_uncommitted(loc, change.guard)
-        sign = decide_signing(loc, snapshot, change.stage)
-        files = {loc.repo_path(p): data for p, data in change.files.items()}
-        message = _with_intent(change.message, intent)
+        files, message, sign = ready
         result = store.make_commit(base, files, message, sign=sign, tags=change.tags)
         made[result.commit] = (change, result, list(files))
         updates = {branch: result.commit}
