@@ -72,8 +72,36 @@ class Event:
         return iso(self.time)
 
     @property
-    def attested(self) -> bool:
-        return self.action != "unattested"
+    def eval_id(self) -> str | None:
+        """The EvalRun that gated this change (`Modelctl-Eval`)."""
+        return self.trailers.get("eval")
+
+    @property
+    def reason(self) -> str | None:
+        return self.trailers.get("reason")
+
+    @property
+    def canary(self) -> int | None:
+        """The canary percentage of a canary promotion (`Modelctl-Canary`)."""
+        text = self.trailers.get("canary")
+        return int(text) if text and text.isdigit() else None
+
+
+def gating_event(stage_events: list[Event]) -> Event | None:
+    """The event whose eval gated what the stage serves after the last of `stage_events`:
+    that event when it carries an eval, else, for a rollback, the event it restored
+    (`Modelctl-Restores`, followed through rollbacks of rollbacks); None when the stage
+    serves nothing or what it serves was not gated."""
+    by_tag = {e.tag: e for e in stage_events if e.tag}
+    event = stage_events[-1] if stage_events else None
+    for _ in range(len(stage_events)):  # a cycle of restores cannot loop forever
+        if event is None or event.binding is None:
+            return None
+        if event.eval_id:
+            return event
+        restores = event.trailers.get("restores")
+        event = by_tag.get(restores) if event.action == "rollback" and restores else None
+    return None
 
 
 def iso(epoch: int) -> str:

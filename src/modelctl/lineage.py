@@ -234,8 +234,6 @@ def _add_manifests(graph: Graph, snapshot: Snapshot) -> None:
 
 
 def _event_ref(event: history.Event) -> EventRef:
-    t = event.trailers
-    canary = t.get("canary")
     return EventRef(
         route=event.route,
         stage=event.stage,
@@ -245,9 +243,9 @@ def _event_ref(event: history.Event) -> EventRef:
         commit=event.commit,
         time=event.when,
         author=event.author,
-        eval_id=t.get("eval"),
-        canary=int(canary) if canary and canary.isdigit() else None,
-        reason=t.get("reason"),
+        eval_id=event.eval_id,
+        canary=event.canary,
+        reason=event.reason,
     )
 
 
@@ -272,16 +270,8 @@ def _members(binding: dict[str, Any] | None) -> dict[tuple[str, str], int | None
 
 def _gate_of(events: list[history.Event]) -> str | None:
     """The eval that gated what the stage serves now (through rollbacks to what they restore)."""
-    by_tag = {e.tag: e for e in events if e.tag}
-    event = events[-1] if events else None
-    for _ in range(len(events)):
-        if event is None or event.binding is None:
-            return None
-        if event.trailers.get("eval"):
-            return event.trailers["eval"]
-        restores = event.trailers.get("restores")
-        event = by_tag.get(restores) if event.action == "rollback" and restores else None
-    return None
+    gating = history.gating_event(events)
+    return gating.eval_id if gating else None
 
 
 def _add_stage(graph: Graph, route: str, stage: str, stage_events: list[history.Event]) -> None:

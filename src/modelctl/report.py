@@ -152,7 +152,7 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
                     releases.append(_release(route, stage, event, snapshot))
         live = by_stage.get(production, [])
         if live and live[-1].binding:
-            gated = _gating_event(live)
+            gated = history.gating_event(live)
             drift.append(
                 _drift(route, production, gated, snapshot, newest)
                 if gated is not None
@@ -186,23 +186,6 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
         ],
         drift=drift,
     )
-
-
-def _gating_event(stage_events: list[history.Event]) -> history.Event | None:
-    """The event whose eval gated what the stage serves now: the last event, or for a
-    rollback the event it restored (`Modelctl-Restores`); None when that was not gated."""
-    if not stage_events:
-        return None
-    live = stage_events[-1]
-    for _ in range(len(stage_events)):
-        restores = live.trailers.get("restores") if live.action == "rollback" else None
-        if not restores:
-            break
-        found = next((e for e in stage_events if e.tag == restores), None)
-        if found is None or found is live:
-            return None
-        live = found
-    return live if live.trailers.get("eval") and live.binding else None
 
 
 def _rollback(route: str, stage: str, index: int, event: history.Event, released: float | None,

@@ -47,7 +47,6 @@ class EventView:
 
 def view(event: history.Event, signature: Signature | None = None) -> EventView:
     t = event.trailers
-    canary = t.get("canary")
     return EventView(
         route=event.route,
         stage=event.stage,
@@ -61,10 +60,10 @@ def view(event: history.Event, signature: Signature | None = None) -> EventView:
         summary=gates.summary(event.binding),
         binding=event.binding,
         previous=event.previous,
-        reason=t.get("reason"),
-        eval_id=t.get("eval"),
+        reason=event.reason,
+        eval_id=event.eval_id,
         source_stage=t.get("from"),
-        canary=int(canary) if canary and canary.isdigit() else None,
+        canary=event.canary,
         rollback_of=t.get("rollback-of"),
         restores=t.get("restores"),
         detected_at=t.get("detected-at"),

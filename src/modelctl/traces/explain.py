@@ -7,7 +7,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import gates, refs
+from modelctl import gates, history, refs
 from modelctl.errors import UsageError
 from modelctl.registry import Location, snapshot_at
 from modelctl.traces import spans as span_io
@@ -154,14 +154,11 @@ def explain(
             "signature": sig.status if sig else None,
             "signer": (sig.signer or None) if sig else None,
         }
-        eval_id = event.trailers.get("eval")
-        restores = event.trailers.get("restores")
-        if eval_id is None and restores and route:
-            # a rollback restores a binding: the eval that gated it then still applies
-            earlier = next(
-                (e for e in ctx.timelines.events.get((route, stage), []) if e.tag == restores), None
-            )
-            eval_id = earlier.trailers.get("eval") if earlier else None
+        # The eval that gated the binding; for a rollback, the one that gated what it restored.
+        stage_events = ctx.timelines.events.get((route, stage), []) if route else []
+        at = next((i for i, e in enumerate(stage_events) if e is event), None)
+        gating = history.gating_event(stage_events[: at + 1] if at is not None else [event])
+        eval_id = gating.eval_id if gating else None
         if eval_id and route:
             entry = snapshot.entries.get(str(refs.eval_path(route, eval_id)))
             if entry is not None and entry.data is not None:
