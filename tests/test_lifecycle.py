@@ -403,3 +403,28 @@ def test_status_of_every_route_is_cached_by_commit(repo: Path) -> None:
     assert "served-from-the-cache" in cli_proc("status", cwd=repo).stdout
     cache.write_text("not json")  # a damaged cache is recomputed
     assert json.loads(cli_proc("status", "--json", cwd=repo).stdout) == after
+
+
+def test_gating_event_follows_rollbacks_to_what_they_restore() -> None:
+    from modelctl.history import Event, gating_event
+
+    def event(seq: int, action: str, binding: str | None, **trailers: str) -> Event:
+        b = {"targets": [{"model": binding}]} if binding else None
+        return Event("r", "prod", action, seq, f"c{seq}", seq, "a", "a@x", b, None, trailers)
+
+    gated = event(1, "promote", "m@1", eval="e1")
+    ungated = event(2, "promote", "m@2")
+    back = event(3, "rollback", "m@1", restores="modelctl/r/prod/1")
+    assert gating_event([gated]) is gated
+    assert gating_event([gated, ungated]) is None
+    assert gating_event([gated, ungated, back]) is gated
+    # a rollback of a rollback reaches the original gate; a rollback's own eval wins
+    again = event(4, "rollback", "m@1", restores="modelctl/r/prod/3")
+    assert gating_event([gated, ungated, back, again]) is gated
+    own = event(5, "rollback", "m@1", restores="modelctl/r/prod/1", eval="e5")
+    assert gating_event([gated, ungated, own]) is own
+    # restores that loop, and a stage that serves nothing, are not gated
+    loop = event(6, "rollback", "m@1", restores="modelctl/r/prod/6")
+    assert gating_event([loop]) is None
+    assert gating_event([gated, event(7, "rollback", None)]) is None
+    assert gating_event([]) is None
