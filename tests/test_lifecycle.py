@@ -428,3 +428,10 @@ def test_gating_event_follows_rollbacks_to_what_they_restore() -> None:
     assert gating_event([loop]) is None
     assert gating_event([gated, event(7, "rollback", None)]) is None
     assert gating_event([]) is None
+
+
+def test_a_bad_binding_argument_names_its_flag(repo: Path) -> None:
+    result = cli("deploy", "support-bot", "--stage", "dev", "--model", "support-gpt@2026-05",
+                 "--fallback", "support-claude", cwd=repo)  # fmt: skip
+    assert result.exit_code == 2
+    assert "--fallback 'support-claude':" in " ".join(result.stderr.split())

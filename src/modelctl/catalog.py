@@ -83,12 +83,7 @@ def _summary(entry: Entry) -> str:
 def _row(entry: Entry) -> Row:
     place = refs.classify_path(entry.path)
     assert place is not None
-    if entry.category == "routes":
-        name, version = place.name, None
-    elif entry.category == "evals":
-        name, version = place.name, place.version
-    else:
-        name, version = place.name, place.version
+    name, version = place.name, place.version  # a route's path holds no version
     return Row(
         _KIND[entry.category], name, version, entry.path, _summary(entry), entry.data is not None
     )

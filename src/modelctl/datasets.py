@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,26 +29,22 @@ class DatasetStats:
     bytes: int
     rows: int
     schema: dict[str, str] = field(default_factory=dict)
-    cohorts: dict[str, int] = field(default_factory=dict)
 
 
 def _type_name(value: object) -> str:
     return _JSON_TYPES.get(type(value), "string")
 
 
-def inspect_jsonl(
-    path: Path, *, label: str | None = None, on_bytes: Callable[[int], None] | None = None
-) -> DatasetStats:
+def inspect_jsonl(path: Path) -> DatasetStats:
     """Hash and parse a JSONL dataset in one streaming pass.
 
     Every non-empty line must be a JSON object with an `id`; ids must be unique. Field types are
     unioned over all rows (`integer|null`). Raises ManifestError listing the first bad lines.
     """
-    label = label or str(path)
+    label = str(path)
     digest = hashlib.sha256()
     size = rows = 0
     types: dict[str, set[str]] = {}
-    cohorts: dict[str, int] = {}
     ids: set[str] = set()
     problems: list[Problem] = []
     pending = b""
@@ -83,16 +78,11 @@ def inspect_jsonl(
         rows += 1
         for name, value in row.items():
             types.setdefault(name, set()).add(_type_name(value))
-        cohort = row.get("cohort")
-        if isinstance(cohort, str):
-            cohorts[cohort] = cohorts.get(cohort, 0) + 1
 
     with path.open("rb") as fh:
         while chunk := fh.read(CHUNK):
             digest.update(chunk)
             size += len(chunk)
-            if on_bytes is not None:
-                on_bytes(len(chunk))
             pending += chunk
             *lines, pending = pending.split(b"\n")
             for line in lines:
@@ -106,7 +96,7 @@ def inspect_jsonl(
     if problems:
         raise ManifestError(problems)
     schema = {name: "|".join(sorted(kinds)) for name, kinds in sorted(types.items())}
-    return DatasetStats(digest.hexdigest(), size, rows, schema, cohorts)
+    return DatasetStats(digest.hexdigest(), size, rows, schema)
 
 
 _LFS_POINTER = re.compile(

@@ -280,10 +280,6 @@ class GitStore:
         """The tree id of folder `prefix` ('' for the root) at `commit`."""
         return self.object_at(commit, prefix) if prefix else self.resolve(commit, "tree")
 
-    def config(self, key: str) -> str | None:
-        proc = self.git("config", "--get", "--end-of-options", key, check=False)
-        return proc.stdout.decode().strip() or None if proc.returncode == 0 else None
-
     def signing_settings(self) -> list[tuple[str, str]]:
         """Every `user.*` and `gpg.*` setting as (key, value) in git's order, read once.
 

@@ -71,15 +71,20 @@ def make_binding(
 
 
 def parse_pair(text: str, flag: str) -> dict[str, Any]:
-    """`MODEL@VER[,PROMPT@VER]` -> {model, prompt}."""
+    """`MODEL@VER[,PROMPT@VER]` -> {model, prompt}; errors name `flag` and what was given."""
     model, _, prompt = text.partition(",")
-    out: dict[str, Any] = {
-        "model": refs.format_ref(refs.parse_ref(model.strip(), refs.Kind.MODEL), with_kind=False)
-    }
-    if prompt.strip():
-        out["prompt"] = refs.format_ref(
-            refs.parse_ref(prompt.strip(), refs.Kind.PROMPT), with_kind=False
-        )
+    try:
+        out: dict[str, Any] = {
+            "model": refs.format_ref(
+                refs.parse_ref(model.strip(), refs.Kind.MODEL), with_kind=False
+            )
+        }
+        if prompt.strip():
+            out["prompt"] = refs.format_ref(
+                refs.parse_ref(prompt.strip(), refs.Kind.PROMPT), with_kind=False
+            )
+    except UsageError as exc:
+        raise UsageError(f"{flag} {text!r}: {exc.message}", hint=exc.hint) from None
     return out
 
 

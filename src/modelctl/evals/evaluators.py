@@ -21,7 +21,6 @@ from typing import Any
 from modelctl.errors import ManifestError, Problem, UsageError
 
 Verdict = tuple[bool, float, str]
-Check = Callable[[dict[str, Any], Any], Verdict]
 
 
 @dataclass
@@ -31,10 +30,6 @@ class EvaluatorSpec:
     judge: str | None = None  # judge manifest pin, for judge-backed external evaluators
     command: list[str] | None = None  # external evaluators only
     threshold: float | None = None  # external: score at or above passes, when no `passed`
-
-    @property
-    def label(self) -> str:
-        return self.name
 
 
 def _text(value: Any) -> str:
