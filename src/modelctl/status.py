@@ -75,23 +75,27 @@ def view(event: history.Event, signature: Signature | None = None) -> EventView:
 # --- signatures, cached by commit and trust file ----------------------------------------------
 
 
-@contextlib.contextmanager
-def trust_file(loc: Location, commit: str) -> Iterator[tuple[Path | None, str]]:
-    """The registry's allowed-signers file as it stands at `commit`, as a temporary file."""
+def trust_blob(loc: Location, commit: str) -> str | None:
+    """The blob of the registry's allowed-signers file as it stands at `commit`."""
     settings = files_at(loc, commit, {refs.SETTINGS_FILE: "settings"})[refs.SETTINGS_FILE]
     path = ((settings.data if settings else None) or {}).get(
         "allowed_signers", ".modelctl/allowed_signers"
     )
-    oid = loc.store.object_at(commit, loc.repo_path(path))
+    return loc.store.object_at(commit, loc.repo_path(path))
+
+
+@contextlib.contextmanager
+def trust_file(loc: Location, oid: str | None) -> Iterator[Path | None]:
+    """The allowed-signers blob `oid` as a temporary file, for git to read."""
     if oid is None:
-        yield None, "none"
+        yield None
         return
     data = loc.store.read_blobs([oid])[oid]
     fd, name = tempfile.mkstemp(prefix="allowed-signers-", dir=_state(loc))
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
-        yield Path(name), oid
+        yield Path(name)
     finally:
         Path(name).unlink(missing_ok=True)
 
@@ -111,15 +115,17 @@ def signatures(loc: Location, commits: Iterable[str], tip: str) -> dict[str, Sig
         cache: dict[str, list[str]] = json.loads(cache_path.read_text())
     except (OSError, ValueError):
         cache = {}
-    with trust_file(loc, tip) as (path, trust):
-        found = {c: Signature(*cache[f"{c}:{trust}"]) for c in wanted if f"{c}:{trust}" in cache}
-        missing = [c for c in wanted if c not in found]
-        if missing:
+    oid = trust_blob(loc, tip)
+    trust = oid or "none"
+    found = {c: Signature(*cache[f"{c}:{trust}"]) for c in wanted if f"{c}:{trust}" in cache}
+    missing = [c for c in wanted if c not in found]
+    if missing:  # only then does git need the file
+        with trust_file(loc, oid) as path:
             fresh = loc.store.commit_signatures(missing, path)
-            found.update(fresh)
-            cache.update({f"{c}:{trust}": [s.status, s.signer, s.key] for c, s in fresh.items()})
-            with contextlib.suppress(OSError):
-                write_atomic(cache_path, json.dumps(cache, separators=(",", ":")))
+        found.update(fresh)
+        cache.update({f"{c}:{trust}": [s.status, s.signer, s.key] for c, s in fresh.items()})
+        with contextlib.suppress(OSError):
+            write_atomic(cache_path, json.dumps(cache, separators=(",", ":")))
     return found
 
 

@@ -33,7 +33,7 @@ _Dumper: Any = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
 
 # C0 controls except tab, newline and carriage return; DEL; C1 controls; bidi embeddings,
 # overrides and isolates (Trojan Source); the BOM anywhere but the start.
-_FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
+FORBIDDEN = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
 _NULLS = frozenset(["", "~", "null", "Null", "NULL"])
 _TRUE = frozenset(["true", "True", "TRUE"])
 _FALSE = frozenset(["false", "False", "FALSE"])
@@ -105,7 +105,7 @@ def decode(raw: bytes, source: str) -> str:
             source, f"invalid UTF-8 at byte {exc.start}; save the file as UTF-8", line
         ) from None
     text = text.removeprefix("\ufeff")
-    bad = _FORBIDDEN.search(text)
+    bad = FORBIDDEN.search(text)
     if bad:
         line = text.count("\n", 0, bad.start()) + 1
         raise _fail(

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import commits, gates, manifests, progress, refs, secretscan
+from modelctl import commits, gates, manifests, progress, refs, secretscan, yamlio
 from modelctl.errors import ConflictError, GitError, ModelctlError, UsageError
 from modelctl.gitstore import GitStore, TagSpec
 from modelctl.importers import Planned, write_history
@@ -177,11 +177,8 @@ class ImportResult:
 
 def _text(value: str, limit: int = 4000) -> str:
     """Free text from a tag, safe for a manifest: no control characters, no credentials."""
-    clean = _CONTROL.sub(" ", value)[:limit].strip()
+    clean = yamlio.FORBIDDEN.sub(" ", value)[:limit].strip()
     return "" if secretscan.classify(clean) else clean
-
-
-_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069\ufeff]")
 
 
 def _render(model: Any, path: str) -> bytes:
