@@ -817,12 +817,16 @@ class GitStore:
                     continue
                 target.parent.mkdir(parents=True, exist_ok=True)
                 write_atomic(target, data, mode=mode)
-            proc = self.git("update-index", "--add", "--remove", "--", *paths, check=False)
+            listing = b"".join(path.encode() + b"\0" for path in paths)  # any number of them
+            proc = self.git(
+                "update-index", "--add", "--remove", "-z", "--stdin", stdin=listing, check=False
+            )
         if proc.returncode != 0:
-            joined = " ".join(paths)
+            joined = " ".join(paths) if len(paths) <= 5 else f"({len(paths)} files)"
+            command = f"git reset -q -- {joined}" if len(paths) <= 5 else "git reset -q"
             return [
                 "the git index is locked by another process, so `git status` may show "
-                f"{joined} as changed; once it is free run: git reset -q -- {joined}"
+                f"{joined} as changed; once it is free run: {command}"
             ]
         return []
 

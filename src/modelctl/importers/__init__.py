@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl import commits
-from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError
 from modelctl.gitstore import LockHeld, RefMoved, TagSpec
 from modelctl.registry import Location
@@ -125,35 +124,12 @@ def write_objects(
 
 
 def _sync_worktree(loc: Location, branch: str, history: list[Planned]) -> list[str]:
-    """Show the imported files in the work tree and index, when the branch is checked out.
-
-    The paths were checked to be free of uncommitted changes before anything was written, so
-    they hold exactly what the branch tip holds. One `update-index` for all of them.
-    """
-    store = loc.store
-    if store.head_ref() != branch:
-        return []
+    """Show the imported files in the work tree and index, when the branch is checked out,
+    as every write does (under its lock, from the branch tip)."""
     final: dict[str, bytes | None] = {}
     for item in history:
         final.update(item.files)
-    mode = file_mode()
-    for path, content in final.items():
-        target = loc.root / path
-        if content is None:
-            target.unlink(missing_ok=True)
-            continue
-        target.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(target, content, mode=mode)
-    listing = b"".join(loc.repo_path(p).encode() + b"\0" for p in final)
-    proc = store.git(
-        "update-index", "--add", "--remove", "-z", "--stdin", stdin=listing, check=False
-    )
-    if proc.returncode != 0:
-        return [
-            "the git index is busy (another git process), so `git status` may show the imported "
-            "files as changed; once it is free run: git reset -q"
-        ]
-    return []
+    return loc.store.sync_worktree(branch, [loc.repo_path(p) for p in final])
 
 
 def write_history(loc: Location, plan: Plan, *, attempts: int = MAX_ATTEMPTS) -> Written:
