@@ -436,12 +436,14 @@ def point_in_time(loc: Location, text: str) -> PointInTime:
             f"--at {text!r} is neither an ISO 8601 time nor a commit or tag",
             hint="e.g. --at 2026-02-14T09:30:00Z, --at 2026-02-14, or --at <commit>",
         )
-    ctime = int(
-        loc.store.out(
-            "show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit
-        )
-    )
+    ctime = commit_time(loc, commit)
     return PointInTime(ctime, f"commit {commit[:12]} ({iso(ctime)})", commit=commit)
+
+
+def commit_time(loc: Location, commit: str) -> int:
+    """A commit's committer time, seconds since the epoch."""
+    show = ("show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit)
+    return int(loc.store.out(*show))
 
 
 def live_at(stage_events: list[Event], epoch: float) -> Event | None:

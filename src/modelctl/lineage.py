@@ -429,11 +429,8 @@ def _copy_edge(edge: Edge, side: str) -> Edge:
 
 def tip(loc: Location) -> tuple[str, str]:
     """(label, commit) of the checked-out branch, or of a detached HEAD (a CI checkout)."""
-    ref = loc.store.head_ref()
-    commit = loc.store.ref_oid(ref) if ref else loc.store.resolve("HEAD")
-    if commit is None:
-        raise UsageError("the registry has no commits yet", hint="add something first")
-    return f"{(ref or 'HEAD').removeprefix('refs/heads/')} ({commit[:7]})", commit
+    ref, commit = history.branch_tip(loc)
+    return f"{ref.removeprefix('refs/heads/')} ({commit[:7]})", commit
 
 
 def lineage(

@@ -804,10 +804,12 @@ def _node_line(node: Any, prefix: str = "", suffix: str = "") -> str:
     return text + (f"  [dim]{escape(extra)}[/dim]" if extra else "")
 
 
-def _lineage_branch(tree: Any, result: Any, node_id: str, side: str, seen: set[str]) -> None:
+def _lineage_branch(
+    tree: Any, children: _Children, node_id: str, side: str, seen: set[str]
+) -> None:
     from modelctl import lineage
 
-    for edge, child in _lineage_children(result, node_id, side):
+    for edge, child in children.get((side, node_id), []):
         up_text, down_text = lineage.RELATIONS[edge.relation]
         if side == "up":
             line = _node_line(child, prefix=f"{up_text} ")
@@ -822,11 +824,11 @@ def _lineage_branch(tree: Any, result: Any, node_id: str, side: str, seen: set[s
             gated = ", ".join(_event_text(e) for e in edge.events)
             branch.add(f"[dim]gated {escape(gated)}[/dim]")
         if child.id in seen:
-            if any(True for _ in _lineage_children(result, child.id, side)):
+            if children.get((side, child.id)):
                 branch.add("[dim](shown above)[/dim]")
             continue
         seen.add(child.id)
-        _lineage_branch(branch, result, child.id, side, seen)
+        _lineage_branch(branch, children, child.id, side, seen)
 
 
 def lineage_result(result: Any, output_format: str = "tree") -> None:
@@ -838,13 +840,14 @@ def lineage_result(result: Any, output_format: str = "tree") -> None:
         return
     headers = {"up": "upstream: what it is made of", "down": "downstream: where it went"}
     nodes = {n.id: n for n in result.nodes}
+    children = _lineage_children(result)
     for root in result.roots:
         tree = Tree(_node_line(nodes[root]))
         for side in _lineage_sides(result):
             branch = tree.add(f"[cyan]{headers[side]}[/cyan]")
-            if not any(True for _ in _lineage_children(result, root, side)):
+            if not children.get((side, root)):
                 branch.add("[dim]nothing[/dim]")
-            _lineage_branch(branch, result, root, side, {root})
+            _lineage_branch(branch, children, root, side, {root})
         out().print(tree)
     depth = f", depth {result.depth}" if result.depth is not None else ""
     message(
@@ -1044,16 +1047,20 @@ def lineage_dot(result: Any) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _lineage_children(result: Any, node_id: str, side: str) -> Iterable[tuple[Any, Any]]:
-    """The edges a tree shows under `node_id` on one side, with the node each leads to."""
+# (side, node id) -> the edges a tree shows under that node, with the node each leads to.
+_Children = dict[tuple[str, str], list[tuple[Any, Any]]]
+
+
+def _lineage_children(result: Any) -> _Children:
+    """Every node's children on each side, in display order: built once per tree."""
     nodes = {n.id: n for n in result.nodes}
+    children: _Children = {}
     for edge in sorted(result.edges, key=lambda e: (e.relation, e.source, e.target)):
-        if edge.side != side:
-            continue
-        if side == "up" and edge.target == node_id:
-            yield edge, nodes[edge.source]
-        elif side == "down" and edge.source == node_id:
-            yield edge, nodes[edge.target]
+        parent, child = (
+            (edge.target, edge.source) if edge.side == "up" else (edge.source, edge.target)
+        )
+        children.setdefault((edge.side, parent), []).append((edge, nodes[child]))
+    return children
 
 
 def _lineage_sides(result: Any) -> Iterable[str]:

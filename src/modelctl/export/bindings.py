@@ -208,11 +208,6 @@ def _route_binding(
     ), []
 
 
-def _commit_time(loc: Location, commit: str) -> str:
-    show = ("show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit)
-    return history.iso(int(loc.store.out(*show)))
-
-
 def resolve(loc: Location, routes: list[str], stage: str, rev: str = "HEAD") -> Resolution:
     """What `stage` serves on each route at `rev`, resolved; every route when none is given."""
     from modelctl.registry import snapshot_at
@@ -231,7 +226,7 @@ def resolve(loc: Location, routes: list[str], stage: str, rev: str = "HEAD") -> 
         registry=str((snapshot.settings or {}).get("name", "")),
         stage=stage,
         commit=snapshot.commit,
-        committed_at=_commit_time(loc, snapshot.commit),
+        committed_at=history.iso(history.commit_time(loc, snapshot.commit)),
         source=snapshot.label,
     )
     problems: list[Problem] = []
