@@ -112,7 +112,7 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
 
         cov = coverage(
             loc, trace_files, fmt=fmt, strict=True, default_stage=default_stage,
-            epoch_unit=epoch_unit,
+            epoch_unit=epoch_unit, snapshot=snapshot, records=records,
         )  # fmt: skip
         coverage_data = {
             "spans": cov.spans,

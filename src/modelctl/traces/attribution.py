@@ -105,9 +105,17 @@ class Timelines:
     events: dict[tuple[str, str], list[history.Event]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, loc: Location, routes: list[str], tip: str) -> Timelines:
+    def load(
+        cls,
+        loc: Location,
+        routes: list[str],
+        tip: str,
+        records: dict[str, list[history.Record]] | None = None,
+    ) -> Timelines:
+        """Events per route and stage at `tip` (from `records` when the caller has them)."""
         timelines = cls()
-        records = history.all_route_records(loc, tip)
+        if records is None:
+            records = history.all_route_records(loc, tip)
         for route in routes:
             for event in history.events(route, records.get(route, [])):
                 key = (route, event.stage)
@@ -158,6 +166,7 @@ class Context:
         default_stage: str,
         grace: float = 0.0,
         skew: float = 0.0,
+        records: dict[str, list[history.Record]] | None = None,
     ) -> Context:
         routes: set[str] = set()
         matchers: dict[tuple[str, str], set[str]] = {}
@@ -173,7 +182,7 @@ class Context:
         aliases = {
             alias: s["name"] for s in settings.get("stages", []) for alias in s.get("aliases", [])
         }
-        timelines = Timelines.load(loc, sorted(routes), tip) if tip else Timelines()
+        timelines = Timelines.load(loc, sorted(routes), tip, records) if tip else Timelines()
         return cls(
             snapshot, ModelIndex.build(snapshot), timelines, routes, matchers, aliases, stages,
             default_stage, grace, skew,

@@ -17,7 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelctl.errors import UsageError
-from modelctl.registry import Location, snapshot_at
+from modelctl.history import Record
+from modelctl.registry import Location, Snapshot, snapshot_at
 from modelctl.traces import spans as span_io
 from modelctl.traces.attribution import NEAR_NEXT, NEAR_PREVIOUS, Context, Verdict, attribute
 from modelctl.traces.calls import Memory, calls_in, remember
@@ -237,13 +238,16 @@ def coverage(
     assume_time: float | None = None,
     on_bytes: Callable[[int], None] | None = None,
     epoch_unit: float | None = None,
+    snapshot: Snapshot | None = None,
+    records: dict[str, list[Record]] | None = None,
 ) -> CoverageResult:
     """Coverage of the model calls in `files`. Strict mode also turns off the lenient-only
-    model keys (docs/traces.md, "Strict and name coverage")."""
+    model keys (docs/traces.md, "Strict and name coverage"). `snapshot` and `records` are the
+    registry at HEAD and its route records, for a caller that has read them already."""
     if fmt not in span_io.FORMATS:  # before any history is read
         raise UsageError(f"unknown --format {fmt!r}", hint=f"one of: {', '.join(span_io.FORMATS)}")
-    snapshot = snapshot_at(loc)
-    ctx = Context.build(loc, snapshot, snapshot.commit, default_stage, grace, skew)
+    snapshot = snapshot if snapshot is not None else snapshot_at(loc)
+    ctx = Context.build(loc, snapshot, snapshot.commit, default_stage, grace, skew, records)
     ctx.default_stage = ctx.known_stage(default_stage, "--default-stage")
     if stage is not None:
         stage = ctx.known_stage(stage, "--stage")
