@@ -285,16 +285,29 @@ def validate(
     from modelctl.registry import snapshot_at, snapshot_worktree
 
     store = loc.store
+    base_snapshot = None
+    if base is not None:
+        if store.resolve(base) is not None:
+            base_snapshot = snapshot_at(loc, base)
+        elif not (base == "HEAD" and store.ref_oid("HEAD") is None):
+            raise UsageError(f"base revision {base!r} does not exist", hint="pass --base REV")
     if rev is not None:
         snapshot = snapshot_at(loc, rev)
         commit = snapshot.commit
+        # Every file a manifest pins, read with one cat-file rather than one each.
+        pinned = [f for files in _pinned_files(snapshot).values() for f in files]
+        specs = {f: f"{commit}:{loc.repo_path(f)}" for f in pinned} if commit else {}
+        found = store.read_paths(specs.values())
 
         def read(path: str) -> bytes | None:
+            if path in specs:
+                return found[specs[path]]
             return store.read_path(commit, loc.repo_path(path)) if commit else None
 
         digest = None
     else:
-        snapshot = snapshot_worktree(loc)
+        # The work tree is HEAD plus its changes: with the default base, HEAD is read once.
+        snapshot = snapshot_worktree(loc, base_snapshot if base == "HEAD" else None)
 
         def read(path: str) -> bytes | None:
             file = loc.root / path
@@ -304,12 +317,6 @@ def validate(
             found = file_digest(loc.root / path)
             return found[0] if found else None
 
-    base_snapshot = None
-    if base is not None:
-        if store.resolve(base) is not None:
-            base_snapshot = snapshot_at(loc, base)
-        elif not (base == "HEAD" and store.ref_oid("HEAD") is None):
-            raise UsageError(f"base revision {base!r} does not exist", hint="pass --base REV")
     problems = check(snapshot, read, digest=digest)
     skipped: list[str] = []
     files = len(snapshot.entries)

@@ -233,9 +233,10 @@ def _build(loc: Location, tree: str, label: str, commit: str | None) -> Snapshot
     return Snapshot(label, commit, tree, entries, others)
 
 
-def snapshot_worktree(loc: Location) -> Snapshot:
-    """The registry as it is on disk: the committed snapshot plus uncommitted changes."""
-    base = snapshot_at(loc)
+def snapshot_worktree(loc: Location, head: Snapshot | None = None) -> Snapshot:
+    """The registry as it is on disk: the committed snapshot (`head`, when the caller has
+    read it already) plus uncommitted changes."""
+    base = head if head is not None else snapshot_at(loc)
     entries = dict(base.entries)
     others = dict(base.others)
     changed = loc.store.changed_paths(loc.prefix or ".")
