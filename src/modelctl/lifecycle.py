@@ -193,6 +193,12 @@ class _Plan:
     eval_id: str | None = None
     gates: list[gates.GateResult] = field(default_factory=list)
     trailers: dict[str, str] = field(default_factory=dict)
+    branch: str = ""  # the registry branch, looked up on the first attempt
+
+    def branch_of(self, loc: Location) -> str:
+        if not self.branch:
+            self.branch = commits.registry_branch(loc)
+        return self.branch
 
 
 def _change(
@@ -211,7 +217,7 @@ def _change(
         raise _AlreadyServes(binding)
     seq = history.last_seq(plan.route, plan.stage, records) + 1
     data["stages"] = {**data.get("stages", {}), plan.stage: binding}
-    branch = commits.registry_branch(loc)
+    branch = plan.branch_of(loc)
     values: dict[str, str | int | None] = {
         "action": plan.action,
         "route": plan.route,

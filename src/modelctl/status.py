@@ -313,18 +313,17 @@ def resolve(loc: Location, route: str, stage: str, at: str) -> ResolveResult:
     refs.check_name(stage, "stage name")
     branch, tip = history.branch_tip(loc)
     when = history.point_in_time(loc, at)
+    records = history.route_records(loc, route, tip)
     if when.commit is not None:
         # As of a commit: that commit's own history, whatever the clock said.
         if not loc.store.is_ancestor(when.commit, tip):
             raise UsageError(f"--at {at} is not on {branch}'s history")
-        records = history.route_records(loc, route, tip)
         keep = set(
             loc.store.out("rev-list", "--first-parent", "--end-of-options", when.commit).split()
         )
         stage_events = history.events(route, [r for r in records if r.commit in keep], stage)
         event = stage_events[-1] if stage_events else None
     else:
-        records = history.route_records(loc, route, tip)
         event = history.live_at(history.events(route, records, stage), when.epoch)
     if not records:
         raise UsageError(f"route {route!r} has no history on {branch}")
