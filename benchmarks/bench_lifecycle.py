@@ -37,9 +37,7 @@ import argparse
 import json
 import os
 import random
-import resource
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -52,13 +50,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MODELCTL, drop_cache, median_time, ms, table
-from synth import bench_env, git
+from common import MINIMAL_TYPER, MODELCTL, cpu_time, drop_cache, median_time, ms, table
+from synth import IDENT, bench_env, first_commit, git, lifecycle_commit
 
 VERSIONS = 4  # model versions m@1..m@4 the dev binding cycles through
 STAGES = ("dev", "staging", "production")
 INTERVAL = 300  # seconds between two events' committer dates
-IDENT = "Bench <bench@example.com>"
 
 SETTINGS = """\
 # yaml-language-server: $schema=.modelctl/schemas/registry.json
@@ -84,17 +81,6 @@ provider_model: gpt-bench-{name}-{version}
 provider_key: env:OPENAI_API_KEY
 """
 
-MINIMAL_TYPER = """
-import typer
-app = typer.Typer()
-@app.command()
-def hello(name: str = "x") -> None:
-    print(name)
-@app.command()
-def bye() -> None:
-    pass
-app()
-"""
 
 FLOOR_SCRIPT = r"""
 # The git plumbing a promote must run, nothing else (bash builtins between the git processes;
@@ -162,10 +148,6 @@ class History:
         return self.start + (self.events // 2) * INTERVAL
 
 
-def _data(payload: bytes) -> bytes:
-    return b"data %d\n" % len(payload) + payload + b"\n"
-
-
 def stream(
     routes: int, events: int, signing: str, signers: str, history: History
 ) -> Iterator[bytes]:
@@ -182,13 +164,7 @@ def stream(
     ]
     files.append(("models/fb/1.yaml", MODEL.format(name="fb", version=1).encode()))
     files.append((".modelctl/allowed_signers", signers.encode()))
-    head = b"commit refs/heads/main\nmark :1\n"
-    head += f"author {stamp}\ncommitter {stamp}\n".encode()
-    yield (
-        head
-        + _data(b"synthetic registry\n")
-        + b"".join(f"M 100644 inline {path}\n".encode() + _data(body) for path, body in files)
-    )
+    yield first_commit(stamp, files)
     state: dict[int, dict[str, int]] = {}
     seqs: dict[tuple[int, str], int] = {}
     steps: dict[int, int] = {}
@@ -206,25 +182,12 @@ def stream(
             action, source = "promote", STAGES[step % 3 - 1]
             stages[stage] = stages[source]
         seq = seqs[r, stage] = seqs.get((r, stage), 0) + 1
-        title = f"modelctl: {action} {route} {stage}" + (f" (from {source})" if source else "")
-        trailers = [f"Action: {action}", f"Route: {route}", f"Stage: {stage}", f"Seq: {seq}"]
-        trailers += [f"From: {source}"] if source else []
-        trailers += [
-            "Ref: refs/heads/main",
-            f"Promotion-Id: {uuid.UUID(int=rng.getrandbits(128)).hex}",
-        ]
-        trailer_text = "\n".join(f"Modelctl-{t}" for t in trailers)
-        message = f"{title}\n\n{summary(before)}\n  -> {summary(stages[stage])}\n\n{trailer_text}\n"
-        stamp = f"{IDENT} {now} +0000"
-        mark = i + 2
-        yield (
-            f"commit refs/heads/main\nmark :{mark}\nauthor {stamp}\ncommitter {stamp}\n".encode()
-            + _data(message.encode())
-            + f"M 100644 inline routes/{route}.yaml\n".encode()
-            + _data(route_text(route, stages))
-            + f"tag modelctl/{route}/{stage}/{seq}\nfrom :{mark}\ntagger {stamp}\n".encode()
-            + _data(f"{title}\n\n{trailer_text}\n".encode())
-        )
+        promotion = uuid.UUID(int=rng.getrandbits(128)).hex
+        detail = f"{summary(before)}\n  -> {summary(stages[stage])}"
+        yield lifecycle_commit(
+            i + 2, f"{IDENT} {now} +0000", route, stage, seq, action, source, promotion,
+            route_text(route, stages), detail,
+        )  # fmt: skip
         history.per_route[route] = history.per_route.get(route, 0) + 1
         now += INTERVAL
 
@@ -316,24 +279,6 @@ def sign_all(repo: Path, env: dict[str, str]) -> None:
 
 
 # --- running and timing ---------------------------------------------------------------------------
-
-
-def cpu_time(
-    fn: Callable[[], None], repeat: int = 7, before: Callable[[], None] | None = None
-) -> float:
-    """Median CPU time (user + sys) of the processes `fn` runs and waits for, git included.
-
-    Meaningful on a machine busy with other work, where wall time is not.
-    """
-    times = []
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        start = resource.getrusage(resource.RUSAGE_CHILDREN)
-        fn()
-        end = resource.getrusage(resource.RUSAGE_CHILDREN)
-        times.append(end.ru_utime - start.ru_utime + end.ru_stime - start.ru_stime)
-    return statistics.median(times)
 
 
 MEASURE = median_time  # or cpu_time (--clock cpu)

@@ -18,20 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MODELCTL, drop_cache, median_time, ms, run, table
+from common import MINIMAL_TYPER, MODELCTL, drop_cache, median_time, ms, run, table
 from synth import bench_env, make_repo
-
-MINIMAL_TYPER = """
-import typer
-app = typer.Typer()
-@app.command()
-def hello(name: str = "x") -> None:
-    print(name)
-@app.command()
-def bye() -> None:
-    pass
-app()
-"""
 
 
 def git_floor(repo: Path, env: dict[str, str]) -> None:

@@ -46,14 +46,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import MODELCTL, ms, table
-from synth import bench_env, git
+from synth import IDENT, bench_env, first_commit, git, lifecycle_commit
 
 ROUTES = 20
 EVENTS = 2_000
 VERSIONS = 4
 STAGES = ("dev", "staging", "production")
 INTERVAL = 1_200  # seconds between two events
-IDENT = "Bench <bench@example.com>"
 SPANS_PER_TRACE = 10
 TRACES_PER_LINE = 10
 
@@ -100,10 +99,6 @@ def route_text(route: str, stages: dict[str, int]) -> bytes:
     ).encode()
 
 
-def _data(payload: bytes) -> bytes:
-    return b"data %d\n" % len(payload) + payload + b"\n"
-
-
 @dataclass
 class History:
     start: int
@@ -133,11 +128,7 @@ def stream(history: History) -> Iterator[bytes]:
     files.append(
         ("models/fb/1.yaml", MODEL.format(name="fb", version=1, provider_model="fb-1").encode())
     )
-    yield (
-        f"commit refs/heads/main\nmark :1\nauthor {stamp}\ncommitter {stamp}\n".encode()
-        + _data(b"synthetic registry\n")
-        + b"".join(f"M 100644 inline {p}\n".encode() + _data(b) for p, b in files)
-    )
+    yield first_commit(stamp, files)
     state: dict[int, dict[str, int]] = {}
     seqs: dict[tuple[int, str], int] = {}
     steps: dict[int, int] = {}
@@ -157,22 +148,11 @@ def stream(history: History) -> Iterator[bytes]:
         seq = seqs[r, stage] = seqs.get((r, stage), 0) + 1
         history.times.setdefault((r, stage), []).append(now)
         history.versions.setdefault((r, stage), []).append(stages[stage])
-        title = f"modelctl: {action} {route} {stage}" + (f" (from {source})" if source else "")
-        trailers = [f"Action: {action}", f"Route: {route}", f"Stage: {stage}", f"Seq: {seq}"]
-        trailers += [f"From: {source}"] if source else []
-        trailers += ["Ref: refs/heads/main", f"Promotion-Id: {uuid.UUID(int=rng.getrandbits(128)).hex}"]  # fmt: skip
-        trailer_text = "\n".join(f"Modelctl-{t}" for t in trailers)
-        message = f"{title}\n\n{trailer_text}\n"
-        stamp = f"{IDENT} {now} +0000"
-        mark = i + 2
-        yield (
-            f"commit refs/heads/main\nmark :{mark}\nauthor {stamp}\ncommitter {stamp}\n".encode()
-            + _data(message.encode())
-            + f"M 100644 inline routes/{route}.yaml\n".encode()
-            + _data(route_text(route, stages))
-            + f"tag modelctl/{route}/{stage}/{seq}\nfrom :{mark}\ntagger {stamp}\n".encode()
-            + _data(f"{title}\n\n{trailer_text}\n".encode())
-        )
+        promotion = uuid.UUID(int=rng.getrandbits(128)).hex
+        yield lifecycle_commit(
+            i + 2, f"{IDENT} {now} +0000", route, stage, seq, action, source, promotion,
+            route_text(route, stages),
+        )  # fmt: skip
         now += INTERVAL
 
 

@@ -66,3 +66,38 @@ def table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
 
 def ms(seconds: float) -> str:
     return f"{seconds * 1000:.0f} ms"
+
+
+def cpu_time(
+    fn: Callable[[], None], repeat: int = 7, before: Callable[[], None] | None = None
+) -> float:
+    """Median CPU time (user + sys) of the child processes `fn` runs and waits for.
+
+    Robust to a machine busy with other work, where wall time is not; git processes that a
+    timed command starts and waits for are counted too.
+    """
+    import resource
+
+    times = []
+    for _ in range(repeat):
+        if before is not None:
+            before()
+        start = resource.getrusage(resource.RUSAGE_CHILDREN)
+        fn()
+        end = resource.getrusage(resource.RUSAGE_CHILDREN)
+        times.append(end.ru_utime - start.ru_utime + end.ru_stime - start.ru_stime)
+    return statistics.median(times)
+
+
+# The start-up floor: a typer app with two commands, as little as a typer CLI can be.
+MINIMAL_TYPER = """
+import typer
+app = typer.Typer()
+@app.command()
+def hello(name: str = "x") -> None:
+    print(name)
+@app.command()
+def bye() -> None:
+    pass
+app()
+"""

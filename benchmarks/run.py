@@ -43,13 +43,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MODELCTL, drop_cache, median_time, ms, table
-from synth import bench_env, git
+from common import MODELCTL, cpu_time, drop_cache, median_time, ms, table
+from synth import IDENT, bench_env, git
 
 HERE = Path(__file__).resolve().parent
 VERSIONS = 10
 STAGES = ("dev", "staging", "prod")
-IDENT = "Bench <bench@example.com>"
 T0 = 1704067200  # 2024-01-01T00:00:00Z
 SIZES = [10, 100, 500, 1000]
 QUICK_SIZES = [10, 100]
@@ -165,28 +164,6 @@ class Sample:
     side: str  # floor-gto, floor-modelctl, gto, modelctl-cold, modelctl-warm, info
     size: int
     seconds: float
-
-
-def cpu_time(
-    fn: Callable[[], None], repeat: int = 7, before: Callable[[], None] | None = None
-) -> float:
-    """Median CPU time (user + sys) of the child processes `fn` runs and waits for.
-
-    Robust to a machine busy with other work, where wall time is not; git processes that a
-    timed command starts and waits for are counted too.
-    """
-    import resource
-    import statistics
-
-    times = []
-    for _ in range(repeat):
-        if before is not None:
-            before()
-        start = resource.getrusage(resource.RUSAGE_CHILDREN)
-        fn()
-        end = resource.getrusage(resource.RUSAGE_CHILDREN)
-        times.append(end.ru_utime - start.ru_utime + end.ru_stime - start.ru_stime)
-    return statistics.median(times)
 
 
 @dataclass

@@ -91,3 +91,54 @@ def make_repo(repo: Path, manifests: int, env: dict[str, str], routes: int = 10)
     git(repo, "add", "-A", env=env)
     git(repo, "commit", "-q", "-m", "synthetic registry", env=env)
     return repo
+
+
+# --- fast-import streams of lifecycle history (bench_lifecycle, bench_traces) ------------------
+
+IDENT = "Bench <bench@example.com>"
+
+
+def fi_data(payload: bytes) -> bytes:
+    """A `git fast-import` data block."""
+    return b"data %d\n" % len(payload) + payload + b"\n"
+
+
+def first_commit(stamp: str, files: list[tuple[str, bytes]]) -> bytes:
+    """The stream's first commit (mark :1): `files` on refs/heads/main."""
+    return (
+        f"commit refs/heads/main\nmark :1\nauthor {stamp}\ncommitter {stamp}\n".encode()
+        + fi_data(b"synthetic registry\n")
+        + b"".join(f"M 100644 inline {path}\n".encode() + fi_data(body) for path, body in files)
+    )
+
+
+def lifecycle_commit(
+    mark: int,
+    stamp: str,
+    route: str,
+    stage: str,
+    seq: int,
+    action: str,
+    source: str | None,
+    promotion_id: str,
+    route_yaml: bytes,
+    detail: str = "",
+) -> bytes:
+    """One lifecycle event as modelctl writes it: the commit changing routes/ROUTE.yaml, with
+    its message and trailers, and the annotated tag modelctl/ROUTE/STAGE/SEQ."""
+    title = f"modelctl: {action} {route} {stage}" + (f" (from {source})" if source else "")
+    trailers = [f"Action: {action}", f"Route: {route}", f"Stage: {stage}", f"Seq: {seq}"]
+    trailers += [f"From: {source}"] if source else []
+    trailers += ["Ref: refs/heads/main", f"Promotion-Id: {promotion_id}"]
+    trailer_text = "\n".join(f"Modelctl-{t}" for t in trailers)
+    message = (
+        f"{title}\n\n{detail}\n\n{trailer_text}\n" if detail else f"{title}\n\n{trailer_text}\n"
+    )
+    return (
+        f"commit refs/heads/main\nmark :{mark}\nauthor {stamp}\ncommitter {stamp}\n".encode()
+        + fi_data(message.encode())
+        + f"M 100644 inline routes/{route}.yaml\n".encode()
+        + fi_data(route_yaml)
+        + f"tag modelctl/{route}/{stage}/{seq}\nfrom :{mark}\ntagger {stamp}\n".encode()
+        + fi_data(f"{title}\n\n{trailer_text}\n".encode())
+    )
