@@ -141,21 +141,12 @@ class DatasetCheck:
 def verify_datasets(snapshot: Any, root: Path, wanted: list[str]) -> list[DatasetCheck]:
     """Recompute digests of local dataset files; remote ones are reported as not checkable."""
     from modelctl import refs
-    from modelctl.errors import UsageError
 
-    entries = [e for e in snapshot.artifacts("datasets") if e.data is not None]
+    manifests = [e.data for e in snapshot.artifacts("datasets") if e.data is not None]
     if wanted:
-        chosen = []
-        for text in wanted:
-            ref = refs.parse_ref(text, refs.Kind.DATASET)
-            entry = snapshot.get(ref)
-            if entry is None or entry.data is None:
-                raise UsageError(f"dataset {text} is not in the registry at {snapshot.label}")
-            chosen.append(entry)
-        entries = chosen
+        manifests = [snapshot.require(text, refs.Kind.DATASET) for text in wanted]
     out = []
-    for entry in entries:
-        data = entry.data
+    for data in manifests:
         name = f"{data['name']}@{data['version']}"
         uri = data["uri"]
         if "://" in uri:

@@ -69,6 +69,14 @@ class Snapshot:
     def get(self, ref: refs.Ref) -> Entry | None:
         return self.entries.get(str(ref.path))
 
+    def require(self, text: str, kind: refs.Kind) -> dict[str, Any]:
+        """The data of the valid manifest `text` (NAME@VERSION) names; UsageError when there
+        is none."""
+        entry = self.get(refs.parse_ref(text, kind))
+        if entry is None or entry.data is None:
+            raise UsageError(f"{kind.singular} {text} is not in the registry at {self.label}")
+        return entry.data
+
     def route(self, name: str) -> Entry | None:
         return self.entries.get(str(refs.route_path(name)))
 

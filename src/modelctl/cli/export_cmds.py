@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -26,6 +26,12 @@ Output = Annotated[
 ]
 
 
+def _resolve(stage: str, routes: list[str] | None, rev: str) -> Any:
+    from modelctl.export import bindings
+
+    return bindings.resolve(location(), list(routes or []), stage, rev)
+
+
 @export_app.command("litellm")
 def litellm(
     stage: Stage,
@@ -36,10 +42,9 @@ def litellm(
 ) -> None:
     """A LiteLLM proxy config: a model group per route, weighted deployments, fallbacks."""
     from modelctl import export, render
-    from modelctl.export import bindings
     from modelctl.export import litellm as core
 
-    result = core.build(bindings.resolve(location(), list(routes or []), stage, rev))
+    result = core.build(_resolve(stage, routes, rev))
     if output is not None:
         result.written = str(export.write_text(output, result.text))
     if json_output:
@@ -60,7 +65,7 @@ def json_(
     from modelctl import export, render
     from modelctl.export import bindings
 
-    document = bindings.document(bindings.resolve(location(), list(routes or []), stage, rev))
+    document = bindings.document(_resolve(stage, routes, rev))
     if output is None:
         render.emit_json(document)  # --json changes nothing: the document is JSON already
     else:

@@ -138,11 +138,7 @@ def load_dataset(
 
     Rows are checked as `add dataset` checks them (a manifest added with --uri/--sha256 or
     --file never was): JSON objects, each with a unique string or integer `id`."""
-    ref = refs.parse_ref(ref_text, refs.Kind.DATASET)
-    entry = snapshot.get(ref)
-    if entry is None or entry.data is None:
-        raise UsageError(f"dataset {ref_text} is not in the registry at {snapshot.label}")
-    manifest = entry.data
+    manifest = snapshot.require(ref_text, refs.Kind.DATASET)
     remote = manifest["uri"].startswith(manifests._REMOTE_SCHEMES)
     if local_file is None:
         if remote:
@@ -394,10 +390,7 @@ def judge_specs(snapshot: Snapshot, judges: list[str]) -> list[EvaluatorSpec]:
     specs = []
     for text in judges:
         ref = refs.parse_ref(text, refs.Kind.JUDGE)
-        entry = snapshot.get(ref)
-        if entry is None or entry.data is None:
-            raise UsageError(f"judge {text} is not in the registry at {snapshot.label}")
-        judge = entry.data
+        judge = snapshot.require(text, refs.Kind.JUDGE)
         if not judge.get("command"):
             raise UsageError(
                 f"judge {text} has no command to run",
