@@ -245,28 +245,31 @@ def steps(outputs: Path, start: datetime) -> list[Step]:
             "Canary it at 10% in production",
             ["modelctl", "promote", ROUTE, "--to", "production", "--canary", "10"],
         ),
-        Step("Complete the canary", ["modelctl", "promote", ROUTE, "--to", "production"]),
+        Step("Production is mid-canary: status names the candidate", ["modelctl", "status", ROUTE]),
         Step(
-            "A regression is spotted in production: roll back to before the canary, with a reason",
+            "Complete the canary, saying why",
+            ["modelctl", "promote", ROUTE, "--to", "production", "-m", "canary clean for an hour"],
+        ),
+        Step(
+            "A regression is spotted in production 30 minutes later: roll back to the last good "
+            "release (past the completed canary, not back to it), with a reason",
             [
                 "modelctl",
                 "rollback",
                 ROUTE,
                 "--stage",
                 "production",
-                "--to",
-                "1",
                 "--reason",
                 "billing answers cite the old refund policy",
                 "--detected-at",
-                hour(19.5),
+                "30m ago",
             ],
         ),
         Step("What every stage serves now", ["modelctl", "status"]),
         Step("Every production event", ["modelctl", "history", ROUTE, "--stage", "production"]),
         Step(
             "What did production serve before the rollback?",
-            ["modelctl", "resolve", ROUTE, "--stage", "production", "--at", hour(19.5)],
+            ["modelctl", "resolve", ROUTE, "--stage", "production", "--at", hour(20.5)],
         ),
         Step("Audit the whole history", ["modelctl", "verify"]),
         Step(

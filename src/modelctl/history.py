@@ -16,8 +16,9 @@ from __future__ import annotations
 import bisect
 import contextlib
 import json
+import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,31 @@ def gating_event(stage_events: list[Event]) -> Event | None:
         restores = event.trailers.get("restores")
         event = by_tag.get(restores) if event.action == "rollback" and restores else None
     return None
+
+
+def canary_start(stage_events: list[Event]) -> int | None:
+    """The index of the event that started the canary the stage is running after the last of
+    `stage_events` (the trailing run of canary promotions); None when none is running."""
+    start = None
+    for index in range(len(stage_events) - 1, -1, -1):
+        event = stage_events[index]
+        if event.action != "promote" or event.canary is None:
+            break
+        start = index
+    return start
+
+
+def release_start(stage_events: list[Event]) -> int:
+    """The index of the event that started the release the last of `stage_events` belongs
+    to: the first canary of a canary that the last promotion completed (or continues), else
+    the last event itself. -1 when there are no events."""
+    k = len(stage_events) - 1
+    while k > 0 and stage_events[k].action == "promote":
+        before = stage_events[k - 1]
+        if before.action != "promote" or before.canary is None:
+            break
+        k -= 1
+    return k
 
 
 def iso(epoch: int) -> str:
@@ -409,8 +435,37 @@ class PointInTime:
     commit: str | None = None
 
 
-def parse_time(text: str) -> tuple[datetime, bool] | None:
-    """An ISO 8601 date or time; (value, True) when no offset was given and UTC was assumed."""
+CLOCK_SKEW = 300  # seconds a time may lie ahead of this machine's clock (verify, rollback)
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_RELATIVE = re.compile(r"(\d+(?:\.\d+)?)\s*([smhd])\s+ago", re.ASCII)
+
+
+def parse_duration(text: str) -> float | None:
+    """`45s`, `30m`, `2h`, `1d` or plain seconds -> seconds; None when it is none of those."""
+    text = text.strip()
+    try:
+        value = float(text[:-1]) * _UNITS[text[-1]] if text[-1:] in _UNITS else float(text)
+    except ValueError:
+        return None
+    return value if 0 <= value < float("inf") else None
+
+
+def parse_time(text: str, now: datetime | None = None) -> tuple[datetime, bool] | None:
+    """An ISO 8601 date or time; (value, True) when no offset was given and UTC was assumed.
+
+    With `now` (times a user types, never times read from data), also `now` and
+    `<N><s|m|h|d> ago` (`30m ago`, `2h ago`, `1d ago`), counted back from `now`.
+    """
+    if now is not None:
+        lowered = text.strip().lower()
+        if lowered == "now":
+            return now.astimezone(UTC), False
+        match = _RELATIVE.fullmatch(lowered)
+        if match is not None:
+            ago = float(match[1]) * _UNITS[match[2]]
+            with contextlib.suppress(OverflowError):
+                return now.astimezone(UTC) - timedelta(seconds=ago), False
+            return None
     candidate = text.strip().replace(" ", "T", 1) if "T" not in text else text.strip()
     if candidate.endswith(("Z", "z")):
         candidate = candidate[:-1] + "+00:00"
@@ -423,9 +478,25 @@ def parse_time(text: str) -> tuple[datetime, bool] | None:
     return value, False
 
 
-def point_in_time(loc: Location, text: str) -> PointInTime:
-    """`--at`: a time (ISO 8601), or a commit or tag (what was live as of that commit)."""
-    parsed = parse_time(text)
+TIME_EXAMPLES = "e.g. 2026-02-14T09:30:00Z, 2026-02-14, now, 45s ago, 30m ago, 2h ago, 1d ago"
+
+
+def user_time(text: str, flag: str, now: datetime | None = None) -> tuple[datetime, bool]:
+    """A time typed on the command line: ISO 8601 (UTC when no offset is given), `now` or a
+    relative `30m ago` counted back from `now` (default: this machine's clock)."""
+    parsed = parse_time(text, now or datetime.now(UTC))
+    if parsed is None:
+        raise UsageError(
+            f"{flag} {text!r} is not an ISO 8601 time, 'now' or 'N[s|m|h|d] ago'",
+            hint=TIME_EXAMPLES,
+        )
+    return parsed
+
+
+def point_in_time(loc: Location, text: str, flag: str = "--at") -> PointInTime:
+    """`--at`: a time (ISO 8601, `now`, `2h ago`), or a commit or tag (what was live as of
+    that commit)."""
+    parsed = parse_time(text, datetime.now(UTC))
     if parsed is not None:
         value, assumed = parsed
         label = value.isoformat() + (" (no offset given: UTC assumed)" if assumed else "")
@@ -433,11 +504,20 @@ def point_in_time(loc: Location, text: str) -> PointInTime:
     commit = loc.store.resolve(text)
     if commit is None:
         raise UsageError(
-            f"--at {text!r} is neither an ISO 8601 time nor a commit or tag",
-            hint="e.g. --at 2026-02-14T09:30:00Z, --at 2026-02-14, or --at <commit>",
+            f"{flag} {text!r} is neither a time nor a commit or tag",
+            hint=f"{TIME_EXAMPLES}, or a commit or tag",
         )
     ctime = commit_time(loc, commit)
     return PointInTime(ctime, f"commit {commit[:12]} ({iso(ctime)})", commit=commit)
+
+
+def clock(loc: Location) -> datetime:
+    """The time a commit made now will carry: this machine's clock, unless git is told
+    otherwise (`GIT_COMMITTER_DATE`)."""
+    with contextlib.suppress(ValueError, IndexError):
+        stamp = int(loc.store.identity().split()[-2])
+        return datetime.fromtimestamp(stamp, UTC)
+    return datetime.now(UTC)
 
 
 def commit_time(loc: Location, commit: str) -> int:

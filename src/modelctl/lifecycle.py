@@ -10,8 +10,9 @@ promoting something the user did not ask for.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import UTC, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -43,6 +44,30 @@ class LifecycleResult:
     gates: list[gates.GateResult] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     trailers: dict[str, str] = field(default_factory=dict)
+    restore: Restore | None = None  # rollback: which event it restored and why
+
+
+@dataclass
+class Skipped:
+    """An event a rollback went past on its way to the binding it restores."""
+
+    event: str  # its tag, or `commit <sha>` for an unattested change
+    action: str
+    summary: str
+    why: str
+
+
+@dataclass
+class Restore:
+    """What a rollback restored, why that event, and why not the ones in between."""
+
+    mode: str  # last-good (plain rollback), abort-canary, or to (--to)
+    event: str
+    seq: int | None
+    time: str
+    why: str
+    rolled_back: list[str]  # the targets (model+prompt) being rolled back
+    skipped: list[Skipped] = field(default_factory=list)
 
 
 class _AlreadyServes(Exception):
@@ -194,6 +219,8 @@ class _Plan:
     gates: list[gates.GateResult] = field(default_factory=list)
     trailers: dict[str, str] = field(default_factory=dict)
     branch: str = ""  # the registry branch, looked up on the first attempt
+    restore: Restore | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def branch_of(self, loc: Location) -> str:
         if not self.branch:
@@ -258,7 +285,9 @@ def _finish(
         return result
     result.binding, result.previous, result.seq = plan.binding, plan.previous, plan.seq
     result.eval_id, result.gates, result.trailers = plan.eval_id, plan.gates, plan.trailers
-    result.attempts, result.warnings, result.pushed = outcome.attempts, outcome.warnings, push
+    result.attempts, result.pushed = outcome.attempts, push
+    result.warnings = [*plan.warnings, *outcome.warnings]
+    result.restore = plan.restore
     if plan.seq is not None:
         result.tag = str(refs.lifecycle_tag(plan.route, plan.stage, plan.seq))
     if outcome.result is not None:
@@ -282,6 +311,7 @@ def deploy(
     stage: str,
     binding: Binding,
     *,
+    reason: str | None = None,
     dry_run: bool = False,
     push: str | None = None,
 ) -> LifecycleResult:
@@ -298,7 +328,7 @@ def deploy(
             raise _AlreadyServes(binding)
         _enforce(gates.run_gates(snapshot, route, stage, binding, [current]), plan)
         title = f"modelctl: deploy {route} {stage}"
-        return _change(loc, plan, snapshot, records, binding, {}, title)
+        return _change(loc, plan, snapshot, records, binding, {"reason": reason}, title)
 
     return _finish(loc, plan, planner, dry_run, push)
 
@@ -332,6 +362,7 @@ def promote(
     *,
     canary: int | None = None,
     source: str | None = None,
+    reason: str | None = None,
     dry_run: bool = False,
     push: str | None = None,
 ) -> LifecycleResult:
@@ -380,7 +411,7 @@ def promote(
         _enforce(report, plan)
         what = f"canary {canary}% of {src}" if canary is not None else f"from {src}"
         title = f"modelctl: promote {route} {target} ({what})"
-        extra: dict[str, str | int | None] = {"from": src, "canary": canary}
+        extra: dict[str, str | int | None] = {"from": src, "canary": canary, "reason": reason}
         return _change(loc, plan, snapshot, records, binding, extra, title)
 
     return _finish(loc, plan, planner, dry_run, push)
@@ -392,11 +423,8 @@ def _pre_canary(stage_events: list[history.Event]) -> list[Binding]:
     Completing a canary may use the eval run that compared the candidate against that binding
     (the canary's own mix was never evaluated as a baseline).
     """
-    before: Binding | None = None
-    for event in reversed(stage_events):
-        if event.action != "promote" or not event.trailers.get("canary"):
-            break
-        before = event.previous
+    start = history.canary_start(stage_events)
+    before = stage_events[start].previous if start is not None else None
     return [before] if before is not None else []
 
 
@@ -406,15 +434,21 @@ def rollback(
     stage: str,
     *,
     to: str | None = None,
+    abort_canary: bool = False,
     reason: str | None = None,
     detected_at: str | None = None,
     dry_run: bool = False,
     push: str | None = None,
 ) -> LifecycleResult:
-    """Restore what `stage` served before its last change (or right after event `to`)."""
+    """Restore the last good release of `stage`: the newest earlier binding without the
+    targets its last release brought in (or, with `abort_canary`, the binding before the
+    running canary; with `to`, the binding of that event)."""
     refs.check_name(route, "route name")
     refs.check_name(stage, "stage name")
-    detected = _detected(detected_at)
+    if to is not None and abort_canary:
+        raise UsageError("--to and --abort-canary each choose what to restore; give one")
+    now = history.clock(loc)
+    detected = history.user_time(detected_at, "--detected-at", now)[0] if detected_at else None
     plan = _Plan("rollback", route, stage)
 
     def planner(snapshot: Snapshot, tip: str | None) -> commits.Change:
@@ -426,29 +460,36 @@ def rollback(
         if not stage_events:
             raise UsageError(f"{stage} on route {route} has no history; nothing to roll back")
         last = stage_events[-1]
-        restore = _restore_point(stage_events, to, route, stage)
-        if restore.binding is None:
+        if abort_canary:
+            restore = _abort_canary(stage_events, route, stage)
+        elif to is not None:
+            restore = _restore_to(stage_events, to, route, stage)
+        else:
+            restore = _last_good(stage_events, route, stage)
+        event = stage_events[restore.index]
+        if event.binding is None:
             raise UsageError(
                 f"before {_name(last)} {stage} served nothing on route {route}; "
                 "rolling back would leave it serving nothing",
                 hint="deploy the binding you want instead",
             )
+        _check_detected(detected, now, stage_events)
         # A rollback restores a binding that was live before; only references and policy
         # are re-checked (models are immutable), not the eval gate: it is the emergency exit.
         _enforce(
-            gates.run_gates(
-                snapshot, route, stage, restore.binding, [last.binding], with_eval=False
-            ),
+            gates.run_gates(snapshot, route, stage, event.binding, [last.binding], with_eval=False),
             plan,
         )
-        title = f"modelctl: rollback {route} {stage} to {_name(restore)}"
+        plan.restore = restore.info
+        plan.warnings = _fallback_warnings(event.binding, restore.bad)
+        title = f"modelctl: rollback {route} {stage} to {_name(event)}"
         extra: dict[str, str | int | None] = {
             "rollback_of": _name(last),
-            "restores": _name(restore),
+            "restores": _name(event),
             "reason": reason,
-            "detected_at": detected,
+            "detected_at": _iso(detected) if detected is not None else None,
         }
-        return _change(loc, plan, snapshot, records, restore.binding, extra, title)
+        return _change(loc, plan, snapshot, records, event.binding, extra, title)
 
     return _finish(loc, plan, planner, dry_run, push)
 
@@ -457,16 +498,116 @@ def _name(event: history.Event) -> str:
     return event.tag or f"commit {event.commit[:12]}"
 
 
-def _restore_point(
-    stage_events: list[history.Event], to: str | None, route: str, stage: str
-) -> history.Event:
-    if to is None:
-        if len(stage_events) < 2:
-            raise UsageError(
-                f"{stage} on route {route} has had one binding only; there is nothing before it",
-                hint="deploy the binding you want instead",
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def target_keys(binding: Binding | None) -> set[tuple[str, str | None]]:
+    """The (model, prompt) pairs a binding serves as targets: a prompt change is a change."""
+    return {_key(t) for t in (binding or {}).get("targets", [])}
+
+
+def _pair(key: tuple[str, str | None]) -> str:
+    return key[0] + (f"+{key[1]}" if key[1] else "")
+
+
+@dataclass
+class _Restore:
+    index: int  # of the event whose binding is restored
+    info: Restore
+    bad: set[tuple[str, str | None]]
+
+
+def _restore(
+    stage_events: list[history.Event],
+    index: int,
+    mode: str,
+    why: str,
+    bad: set[tuple[str, str | None]],
+    skipped_why: Callable[[history.Event], str],
+) -> _Restore:
+    event = stage_events[index]
+    skipped = [
+        Skipped(_name(e), e.action, gates.summary(e.binding), skipped_why(e))
+        for e in stage_events[index + 1 : -1]
+    ]
+    info = Restore(
+        mode, _name(event), event.seq, event.when, why, sorted(_pair(k) for k in bad), skipped
+    )
+    return _Restore(index, info, bad)
+
+
+def _only_one(stage_events: list[history.Event], route: str, stage: str) -> None:
+    if len(stage_events) < 2:
+        raise UsageError(
+            f"{stage} on route {route} has had one binding only; there is nothing before it",
+            hint="deploy the binding you want instead",
+        )
+
+
+def _last_good(stage_events: list[history.Event], route: str, stage: str) -> _Restore:
+    """The newest earlier binding that serves none of the targets the last release brought in.
+
+    The last release starts at the first canary when the last event completed (or continued)
+    a canary, so completing a canary and rolling back does not land on the canary's mix.
+    When the release brought in no new target (it changed weights, fallbacks or policy, or it
+    was a rollback to a binding served just before), the binding before it is restored."""
+    _only_one(stage_events, route, stage)
+    last = stage_events[-1]
+    start = history.release_start(stage_events)
+    bad = target_keys(last.binding) - target_keys(stage_events[start].previous)
+    if not bad:
+        index = len(stage_events) - 2
+        why = (
+            f"{_name(last)} brought in no new target (it changed weights, fallbacks or policy): "
+            "the binding before it"
+        )
+        return _restore(stage_events, index, "last-good", why, bad, lambda e: "")
+    brought = ", ".join(sorted(_pair(k) for k in bad))
+    for index in range(len(stage_events) - 2, -1, -1):
+        event = stage_events[index]
+        if event.binding is not None and not target_keys(event.binding) & bad:
+            by = _name(stage_events[start])
+            why = f"the newest earlier binding without {brought} (brought in by {by})"
+            return _restore(
+                stage_events, index, "last-good", why, bad, lambda e: _serves_bad(e, bad)
             )
-        return stage_events[-2]
+    raise UsageError(
+        f"every earlier binding of {stage} on route {route} serves {brought}, which the last "
+        "release brought in: there is no release without it to go back to",
+        hint=(
+            f"choose an event with --to SEQ|TAG (see modelctl history {route} --stage {stage}), "
+            f"or deploy the binding you want: modelctl deploy {route} --stage {stage} ..."
+        ),
+    )
+
+
+def _serves_bad(event: history.Event, bad: set[tuple[str, str | None]]) -> str:
+    if event.binding is None:
+        return "served nothing"
+    found = ", ".join(sorted(_pair(k) for k in target_keys(event.binding) & bad))
+    return f"serves {found}" + (f" (canary {event.canary}%)" if event.canary else "")
+
+
+def _abort_canary(stage_events: list[history.Event], route: str, stage: str) -> _Restore:
+    start = history.canary_start(stage_events)
+    last = stage_events[-1]
+    if start is None:
+        raise UsageError(
+            f"{stage} on route {route} is not running a canary: its last change, "
+            f"{_name(last)}, is a {last.action}"
+            + (" without --canary" if last.action == "promote" else ""),
+            hint=f"to go back to the last good release: modelctl rollback {route} --stage {stage}",
+        )
+    if start == 0:
+        raise UsageError(f"{stage} on route {route} served nothing before the canary")
+    candidate = target_keys(last.binding) - target_keys(stage_events[start].previous)
+    why = f"the binding before the canary {_name(stage_events[start])} started"
+    return _restore(stage_events, start - 1, "abort-canary", why, candidate,
+                    lambda e: f"the canary being aborted ({e.canary}%)")  # fmt: skip
+
+
+def _restore_to(stage_events: list[history.Event], to: str, route: str, stage: str) -> _Restore:
     text = to.removeprefix("refs/tags/")
     if text.isdigit():
         seq = int(text)
@@ -475,23 +616,43 @@ def _restore_point(
         if (tag.route, tag.stage) != (route, stage):
             raise UsageError(f"--to {to} belongs to {tag.route} {tag.stage}, not {route} {stage}")
         seq = tag.seq
-    for event in stage_events:
+    for index, event in enumerate(stage_events):
         if event.seq == seq:
             if event is stage_events[-1]:
                 raise UsageError(f"--to {to} is what {stage} serves now; nothing to roll back")
-            return event
+            last = stage_events[-1]
+            bad = target_keys(last.binding) - target_keys(event.binding)
+            return _restore(stage_events, index, "to", f"chosen with --to {to}", bad,
+                            lambda e: f"after --to {to}")  # fmt: skip
     raise UsageError(
         f"no event {seq} for {route} {stage}",
         hint=f"see the events: modelctl history {route} --stage {stage}",
     )
 
 
-def _detected(text: str | None) -> str | None:
-    if text is None:
-        return None
-    parsed = history.parse_time(text)
-    if parsed is None:
+def _fallback_warnings(binding: Binding, bad: set[tuple[str, str | None]]) -> list[str]:
+    chain = {_key(step) for step in binding.get("fallback", [])}
+    return [
+        f"the restored binding still falls back to {_pair(k)}, which is being rolled back"
+        for k in sorted(chain & bad, key=_pair)
+    ]
+
+
+def _check_detected(
+    detected: datetime | None, now: datetime, stage_events: list[history.Event]
+) -> None:
+    """`--detected-at` lies between the moment the release being rolled back went live and
+    now, give or take the clock skew (`history.CLOCK_SKEW`)."""
+    if detected is None:
+        return
+    live = stage_events[history.release_start(stage_events)]
+    when, skew = detected.timestamp(), history.CLOCK_SKEW
+    bounds = f"give a time between {live.when} and now ({_iso(now)})"
+    if when < live.time - skew:
         raise UsageError(
-            f"--detected-at {text!r} is not an ISO 8601 time", hint="e.g. 2026-05-14T09:30:00Z"
+            f"--detected-at {_iso(detected)} is before {_name(live)} went live ({live.when}): "
+            "a regression cannot be detected before the release that brought it",
+            hint=bounds,
         )
-    return parsed[0].astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if when > now.timestamp() + skew:
+        raise UsageError(f"--detected-at {_iso(detected)} is in the future", hint=bounds)

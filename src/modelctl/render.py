@@ -281,12 +281,14 @@ def lifecycle_result(result: Any) -> None:
     if result.dry_run:
         success(f"dry run: {result.action} {where} would make it serve {_summary(result.binding)}")
         message(f"  now: {escape(_summary(result.previous))}")
+        _restore_lines(result.restore)
         return
     signed = "signed " if result.signed else ""
     commit = (result.commit or "")[:12]
     success(f"{result.action} {where}: {signed}commit {commit}, tag {result.tag}")
     message(f"  was: {escape(_summary(result.previous))}")
     message(f"  now: {escape(_summary(result.binding))}")
+    _restore_lines(result.restore)
     if result.pushed:
         message(f"  pushed to {escape(result.pushed)} (branch and tag, atomically)")
     if result.attempts > 1:
@@ -295,6 +297,15 @@ def lifecycle_result(result: Any) -> None:
         )
     for text in result.warnings:
         warn(text)
+
+
+def _restore_lines(restore: Any) -> None:
+    """Which event a rollback restores, why, and why it went past the ones in between."""
+    if restore is None:
+        return
+    message(f"  restores {escape(restore.event)} ({restore.time}): {escape(restore.why)}")
+    for item in restore.skipped:
+        message(f"  [dim]skipped {escape(item.event)} ({item.action}): {escape(item.why)}[/dim]")
 
 
 def _summary(binding: Any) -> str:
@@ -318,8 +329,17 @@ def status_result(result: Any) -> None:
         for stage in route.stages:
             serves = escape(stage.summary) if stage.binding else "[dim]nothing[/dim]"
             o.print(f"  {escape(stage.stage):<{width}}  {serves}")
+            if stage.canary is not None:
+                c = stage.canary
+                share = f"canary {c.percent}%" if c.percent is not None else "canary"
+                o.print(
+                    f"  {'':<{width}}  [yellow]{share}[/yellow] of {escape(c.candidate)}"
+                    + (f" [dim](started by {escape(c.started)})[/dim]" if c.started else "")
+                )
             if stage.event is not None:
                 o.print(f"  {'':<{width}}  [dim]{escape(_since(stage.event))}[/dim]")
+                if stage.event.reason:
+                    o.print(f"  {'':<{width}}  [dim]reason: {escape(stage.event.reason)}[/dim]")
         for problem in route.problems:
             warn(problem)
     message(f"[dim]{len(result.routes)} route(s) at {result.branch} ({result.commit[:7]})[/dim]")
@@ -619,6 +639,8 @@ def explanation(result: Any) -> None:
             f"{e['commit'][:12]} at {e['time']} by {escape(e['author'])}; "
             f"{_sig(e['signature'], e['signer'])}"
         )
+        if e.get("reason"):
+            o.print(f"reason: {escape(e['reason'])}")
     if result.eval_run:
         run = result.eval_run
         o.print(
@@ -713,7 +735,7 @@ def report_markdown(result: Any) -> None:
         ]
         for r in result.rollbacks:
             lines.append(
-                f"| {r.route} | {r.stage} | {r.tag} | {r.detected_at or '-'} | {r.rolled_back_at} | {_fmt(r.minutes)} |"
+                f"| {r.route} | {r.stage} | {r.tag} | {r.detected_at or '-'} | {r.rolled_back_at} | {_fmt(r.minutes) if r.problem is None else 'not counted: ' + r.problem} |"
             )
     text = "\n".join(lines) + "\n"
     sys.stdout.write(text)
@@ -743,6 +765,9 @@ def report_table(result: Any) -> None:
             f"{len(result.rollbacks)} rollback(s)",
         ]
     )
+    for r in result.rollbacks:
+        if r.problem is not None:
+            rows.append([f"rollback {r.tag or r.route}", "not counted", r.problem])
     if result.traffic_p50_minutes is not None:
         rows.append(
             [

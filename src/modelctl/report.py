@@ -31,6 +31,7 @@ class Rollback:
     minutes: float | None
     restored_traffic_at: str | None = None
     minutes_to_traffic: float | None = None
+    problem: str | None = None  # why its detection time is not counted (then minutes is None)
 
 
 @dataclass
@@ -102,7 +103,7 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
     snapshot = snapshot_at(loc, tip)
     stages = [s["name"] for s in (snapshot.settings or {}).get("stages", [])]
     production = stages[-1] if stages else "production"
-    since_t = history.point_in_time(loc, since).epoch if since else None
+    since_t = history.point_in_time(loc, since, "--since").epoch if since else None
     records = history.all_route_records(loc, tip)
     routes = sorted(e.path[len("routes/") : -len(".yaml")] for e in snapshot.artifacts("routes"))
     cov = None
@@ -146,7 +147,9 @@ def report(loc: Location, trace_files: list[str] | None = None, since: str | Non
                 if since_t is not None and event.time < since_t:
                     continue
                 if event.action == "rollback":
-                    released = stage_events[index - 1].time if index else None
+                    # When the release it rolls back went live (a canary's first step).
+                    before = stage_events[:index]
+                    released = before[history.release_start(before)].time if before else None
                     rollbacks.append(_rollback(route, stage, index, event, released, evals, cov))
                 if stage == production and event.action in ("promote", "deploy") and event.binding:
                     releases.append(_release(route, stage, event, snapshot))
@@ -204,10 +207,12 @@ def _rollback(route: str, stage: str, index: int, event: history.Event, released
         if failing:
             latest = max(failing, key=lambda e: e["created"])
             detected, source = _when(latest["created"]), f"eval {latest['id']}"
+    detected, problem = _bounded(detected, released, event.time)
     result = Rollback(
         route, stage, event.tag, event.when,
         history.iso(int(detected)) if detected is not None else None, source,
         round((event.time - detected) / 60, 2) if detected is not None else None,
+        problem=problem,
     )  # fmt: skip
     if cov is not None and event.binding:
         restored = {t["model"] for t in event.binding.get("targets", [])}
@@ -222,6 +227,28 @@ def _rollback(route: str, stage: str, index: int, event: history.Event, released
             start = detected if detected is not None else event.time
             result.minutes_to_traffic = round((t - start) / 60, 2)
     return result
+
+
+def _bounded(
+    detected: float | None, released: float | None, rolled_back: float
+) -> tuple[float | None, str | None]:
+    """A detection time within [release, rollback], or (None, why) when it lies outside them
+    by more than the clock skew `rollback --detected-at` allows (a hand-made trailer): never a
+    negative time to rollback, nor one counted from before the release."""
+    if detected is None:
+        return None, None
+    skew = history.CLOCK_SKEW
+    if released is not None and detected < released - skew:
+        when = history.iso(int(detected))
+        return (
+            None,
+            f"detected at {when}, before the release went live ({history.iso(int(released))})",
+        )
+    if detected > rolled_back + skew:
+        when = history.iso(int(detected))
+        return None, f"detected at {when}, after the rollback ({history.iso(int(rolled_back))})"
+    low = released if released is not None else detected
+    return min(max(detected, low), rolled_back), None
 
 
 def _release(route: str, stage: str, event: history.Event, snapshot: Snapshot) -> Release:

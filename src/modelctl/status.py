@@ -133,11 +133,44 @@ def signatures(loc: Location, commits: Iterable[str], tip: str) -> dict[str, Sig
 
 
 @dataclass
+class CanaryView:
+    """A canary the stage is running: the candidate's share and what it is."""
+
+    percent: int | None
+    candidate: str  # its targets, as `summary` writes them
+    targets: list[dict[str, Any]]
+    started: str | None  # the tag of the promotion that started it
+    source_stage: str | None
+
+
+@dataclass
 class StageStatus:
     stage: str
     summary: str
     binding: dict[str, Any] | None
     event: EventView | None
+    canary: CanaryView | None = None
+
+
+def canary_view(stage_events: list[history.Event]) -> CanaryView | None:
+    """The canary running after the last of `stage_events`, or None."""
+    start = history.canary_start(stage_events)
+    if start is None:
+        return None
+    first, last = stage_events[start], stage_events[-1]
+    before = {(t["model"], t.get("prompt")) for t in (first.previous or {}).get("targets", [])}
+    targets = [
+        t
+        for t in (last.binding or {}).get("targets", [])
+        if (t["model"], t.get("prompt")) not in before
+    ]
+    return CanaryView(
+        last.canary,
+        gates.summary({"targets": targets}),
+        targets,
+        first.tag,
+        last.trailers.get("from"),
+    )
 
 
 @dataclass
@@ -168,6 +201,7 @@ def _from_cache(branch: str, tip: str, payload: dict[str, Any]) -> StatusResult:
                 s["summary"],
                 s["binding"],
                 EventView(**s["event"]) if s["event"] else None,
+                CanaryView(**s["canary"]) if s.get("canary") else None,
             )
             for s in r["stages"]
         ]
@@ -218,7 +252,7 @@ def status_json(loc: Location) -> str | None:
     return f'{head[:-1]}, "routes": {routes}}}'
 
 
-_STATUS_FORMAT = 2  # 2: a header line, then the routes encoded as --json encodes them
+_STATUS_FORMAT = 3  # a header line, then the routes encoded as --json encodes them
 
 
 def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusResult:
@@ -244,19 +278,22 @@ def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusRe
     for name, entry in routes.items():
         assert entry is not None
         current = (entry.data or {}).get("stages", {})
-        latest: dict[str, history.Event] = {}
+        by_stage: dict[str, list[history.Event]] = {}
         for event in history.events(name, records.get(name, [])):
-            latest[event.stage] = event
+            by_stage.setdefault(event.stage, []).append(event)
         order = stage_order + sorted(s for s in current if s not in stage_order)
-        stages = [
-            StageStatus(
-                s,
-                gates.summary(current.get(s)),
-                current.get(s),
-                view(latest[s]) if s in latest and current.get(s) is not None else None,
+        stages = []
+        for s in order:
+            known = by_stage.get(s, []) if current.get(s) is not None else []
+            stages.append(
+                StageStatus(
+                    s,
+                    gates.summary(current.get(s)),
+                    current.get(s),
+                    view(known[-1]) if known else None,
+                    canary_view(known),
+                )
             )
-            for s in order
-        ]
         problems = [str(p) for p in entry.problems]
         out.append(RouteStatus(name, stages, problems))
     return StatusResult(branch.removeprefix("refs/heads/"), tip, out)

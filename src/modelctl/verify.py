@@ -46,7 +46,7 @@ from modelctl.atomic import write_atomic
 from modelctl.gitstore import Signature
 from modelctl.registry import VERSIONED, Location
 
-FUTURE_SKEW = 300  # seconds a committer date may lie ahead of this machine's clock
+FUTURE_SKEW = history.CLOCK_SKEW  # seconds a committer date may lie ahead of the clock
 _VERSIONED_PREFIXES = tuple(f"{c}/" for c in VERSIONED)
 _PINNING_PREFIXES = ("prompts/", "datasets/")  # manifests that pin a file by its digest
 CHECKPOINT_FORMAT = 3  # 2: blobs of added prompt and dataset manifests; 3: GPG pins

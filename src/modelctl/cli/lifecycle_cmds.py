@@ -18,6 +18,12 @@ Push = Annotated[
     ),
 ]
 Stage = Annotated[str, typer.Option("--stage", "-s", help="The stage.")]
+Reason = Annotated[
+    str | None,
+    typer.Option(
+        "--reason", "-m", help="Why; recorded in the commit, shown by history and status."
+    ),
+]
 
 
 def _emit_lifecycle(result: object, json_output: bool) -> None:
@@ -49,6 +55,7 @@ def deploy(
     policy: Annotated[
         str | None, typer.Option(help="weighted (default), cost, latency or priority.")
     ] = None,
+    reason: Reason = None,
     dry_run: DryRun = False,
     push: Push = None,
     json_output: JsonOption = False,
@@ -67,7 +74,9 @@ def deploy(
         raise UsageError("say what to serve: --model NAME@VERSION (or --target ...)")
     steps = [lifecycle.parse_pair(f, "--fallback") for f in fallback or []]
     binding = lifecycle.make_binding(targets, steps, policy)
-    result = lifecycle.deploy(location(), route, stage, binding, dry_run=dry_run, push=push)
+    result = lifecycle.deploy(
+        location(), route, stage, binding, reason=reason, dry_run=dry_run, push=push
+    )
     _emit_lifecycle(result, json_output)
 
 
@@ -83,6 +92,7 @@ def promote(
         str | None,
         typer.Option("--from", help="Promote from this earlier stage (needs allow_stage_skip)."),
     ] = None,
+    reason: Reason = None,
     dry_run: DryRun = False,
     push: Push = None,
     json_output: JsonOption = False,
@@ -91,8 +101,9 @@ def promote(
     from modelctl import lifecycle
 
     result = lifecycle.promote(
-        location(), route, to, canary=canary, source=source, dry_run=dry_run, push=push
-    )
+        location(), route, to, canary=canary, source=source, reason=reason,
+        dry_run=dry_run, push=push,
+    )  # fmt: skip
     _emit_lifecycle(result, json_output)
 
 
@@ -103,20 +114,31 @@ def rollback(
     to: Annotated[
         str | None, typer.Option(help="Restore the binding of this event (SEQ or tag).")
     ] = None,
-    reason: Annotated[str | None, typer.Option(help="Why; recorded in the commit.")] = None,
+    abort_canary: Annotated[
+        bool,
+        typer.Option(
+            "--abort-canary", help="End the running canary: restore the binding before it."
+        ),
+    ] = False,
+    reason: Reason = None,
     detected_at: Annotated[
-        str | None, typer.Option(help="When the regression was detected (ISO 8601).")
+        str | None,
+        typer.Option(
+            help="When the regression was detected: ISO 8601, 'now' or '30m ago'; between "
+            "the release going live and now."
+        ),
     ] = None,
     dry_run: DryRun = False,
     push: Push = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Restore what a stage served before its last change, as a new commit."""
+    """Back to the last good release: the newest earlier binding without what the last
+    release brought in, as a new commit (or --to an event, or --abort-canary)."""
     from modelctl import lifecycle
 
     result = lifecycle.rollback(
-        location(), route, stage, to=to, reason=reason, detected_at=detected_at,
-        dry_run=dry_run, push=push,
+        location(), route, stage, to=to, abort_canary=abort_canary, reason=reason,
+        detected_at=detected_at, dry_run=dry_run, push=push,
     )  # fmt: skip
     _emit_lifecycle(result, json_output)
 
@@ -169,7 +191,10 @@ def resolve(
     route: Annotated[str, typer.Argument(help="Route name.")],
     stage: Stage,
     at: Annotated[
-        str, typer.Option("--at", help="ISO 8601 time (UTC if no offset), or a commit or tag.")
+        str,
+        typer.Option(
+            "--at", help="ISO 8601 time (UTC if no offset), 'now', '2h ago', or a commit or tag."
+        ),
     ],
     json_output: JsonOption = False,
 ) -> None:

@@ -38,27 +38,18 @@ def _unit(text: str | None) -> float | None:
 
 def _duration(text: str, flag: str = "--grace") -> float:
     from modelctl.errors import UsageError
+    from modelctl.history import parse_duration
 
-    units = {"s": 1, "m": 60, "h": 3600}
-    try:
-        value = float(text[:-1]) * units[text[-1]] if text and text[-1] in units else float(text)
-    except ValueError:
-        value = -1.0
-    if not value >= 0 or value == float("inf"):
+    value = parse_duration(text)
+    if value is None:
         raise UsageError(f"{flag} {text!r}: use seconds or a duration like 30s, 5m, 1h")
     return value
 
 
 def _time(text: str, flag: str) -> float:
-    from modelctl.errors import UsageError
-    from modelctl.history import parse_time
+    from modelctl.history import user_time
 
-    parsed = parse_time(text)
-    if parsed is None:
-        raise UsageError(
-            f"{flag} {text!r} is not an ISO 8601 time", hint="e.g. 2026-06-02T12:00:00Z"
-        )
-    return parsed[0].timestamp()
+    return user_time(text, flag)[0].timestamp()
 
 
 @app.command("coverage")
@@ -101,7 +92,10 @@ def coverage(
     ] = False,
     assume_time: Annotated[
         str | None,
-        typer.Option(help="Time (ISO 8601, UTC if no offset) for calls whose spans carry none."),
+        typer.Option(
+            help="Time (ISO 8601, UTC if no offset, or 'now', '2h ago') for calls whose "
+            "spans carry none."
+        ),
     ] = None,
     epoch_unit: EpochUnit = None,
     json_output: JsonOption = False,
@@ -158,7 +152,8 @@ def report(
         typer.Option("--traces", help="Trace files for coverage and fallbacks; repeatable."),
     ] = None,
     since: Annotated[
-        str | None, typer.Option(help="Only events since this time or revision.")
+        str | None,
+        typer.Option(help="Only events since this time (ISO 8601, '1d ago') or revision."),
     ] = None,
     format: Annotated[str, typer.Option("--format", help="table, json or markdown.")] = "table",
     trace_format: Annotated[

@@ -151,6 +151,7 @@ def explain(
             "commit": event.commit,
             "time": event.when,
             "author": event.author,
+            "reason": event.reason,
             "signature": sig.status if sig else None,
             "signer": (sig.signer or None) if sig else None,
         }
