@@ -24,6 +24,12 @@ def test_demo_runs_end_to_end(tmp_path: Path) -> None:
     payload = json.loads(result.stdout)
     assert payload["ok"] is True
     assert all(step["exit_code"] == step["expect"] for step in payload["steps"])
+    # The rollback after a completed canary is a plain one: back to the last good release,
+    # past the canary, not hidden behind --to.
+    rollback = next(s for s in payload["steps"] if s["argv"][1] == "rollback")
+    assert "--to" not in rollback["argv"]
+    assert "restores modelctl/support-bot/production/1" in rollback["output"]
+    assert "skipped modelctl/support-bot/production/2" in rollback["output"]
 
 
 def test_demo_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:

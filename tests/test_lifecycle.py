@@ -154,12 +154,12 @@ def test_canary_needs_something_to_canary_beside(repo: Path) -> None:
 
 def test_rollback_restores_previous_binding_as_a_new_commit(repo: Path) -> None:
     old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
-    deploy_dev(repo, old)
+    deploy_dev(repo, old, env=at(1))
     first = git(repo, "rev-parse", "HEAD")
-    deploy_dev(repo)
+    deploy_dev(repo, env=at(3))
     payload = run(
         repo, "rollback", "support-bot", "--stage", "dev", "--reason", "answers too long",
-        "--detected-at", "2026-03-05T10:00:00+01:00",
+        "--detected-at", "2026-03-05T10:00:00+01:00", env=at(5),
     )  # fmt: skip
     assert payload["seq"] == 3
     assert payload["binding"]["targets"][0]["model"] == "support-gpt@2026-03"
@@ -435,3 +435,234 @@ def test_a_bad_binding_argument_names_its_flag(repo: Path) -> None:
                  "--fallback", "support-claude", cwd=repo)  # fmt: skip
     assert result.exit_code == 2
     assert "--fallback 'support-claude':" in " ".join(result.stderr.split())
+
+
+# --- rollback: back to the last good release --------------------------------------------------
+
+OLD = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
+
+
+def _canary_setup(repo: Path) -> None:
+    """Production serves OLD (production/1); NEW waits in staging."""
+    _allow_production(repo)
+    for stage in ("dev", "staging", "production"):
+        run(repo, "deploy", "support-bot", "--stage", stage, *OLD, *FALLBACK, env=at(1))
+    deploy_dev(repo, env=at(2))
+    run(repo, "promote", "support-bot", "--to", "staging", env=at(2, 13))
+
+
+def _models(payload: Any) -> dict[str, int]:
+    return {t["model"]: t["weight"] for t in payload["binding"]["targets"]}
+
+
+def test_rollback_after_a_completed_canary_restores_the_last_good_release(repo: Path) -> None:
+    _canary_setup(repo)
+    run(repo, "promote", "support-bot", "--to", "production", "--canary", "10", env=at(3))
+    run(repo, "promote", "support-bot", "--to", "production", env=at(4))
+    payload = run(repo, "rollback", "support-bot", "--stage", "production", env=at(5))
+    # not the 90/10 canary: the bad version keeps no traffic
+    assert _models(payload) == {"support-gpt@2026-03": 100}
+    assert payload["trailers"]["restores"] == "modelctl/support-bot/production/1"
+    assert payload["trailers"]["rollback_of"] == "modelctl/support-bot/production/3"
+    restore = payload["restore"]
+    assert (
+        restore["mode"] == "last-good" and restore["event"] == "modelctl/support-bot/production/1"
+    )
+    assert restore["rolled_back"] == ["support-gpt@2026-05+support-system@4"]
+    assert "without support-gpt@2026-05+support-system@4" in restore["why"]
+    assert [(s["event"], s["why"]) for s in restore["skipped"]] == [
+        (
+            "modelctl/support-bot/production/2",
+            "serves support-gpt@2026-05+support-system@4 (canary 10%)",
+        )
+    ]
+    # the text says the same
+    run(repo, "promote", "support-bot", "--to", "production", "--canary", "20", env=at(6))
+    run(repo, "promote", "support-bot", "--to", "production", env=at(7))
+    result = cli("rollback", "support-bot", "--stage", "production", "--dry-run", cwd=repo)
+    text = result.stdout + result.stderr
+    assert "restores modelctl/support-bot/production/4" in text
+    assert "skipped modelctl/support-bot/production/5 (promote)" in text
+
+
+def test_rollback_of_a_rollback_and_of_a_prompt_only_change(repo: Path) -> None:
+    """A target is model plus prompt: a new prompt on the same model is what is rolled back;
+    rolling back the rollback brings it back."""
+    same_model = ["--model", "support-gpt@2026-05", "--prompt", "support-system@3"]
+    deploy_dev(repo, same_model, env=at(1))
+    deploy_dev(repo, env=at(2))
+    back = run(repo, "rollback", "support-bot", "--stage", "dev", env=at(3))
+    assert back["binding"]["targets"][0]["prompt"] == "support-system@3"
+    assert back["restore"]["rolled_back"] == ["support-gpt@2026-05+support-system@4"]
+    again = run(repo, "rollback", "support-bot", "--stage", "dev", env=at(4))
+    assert again["binding"]["targets"][0]["prompt"] == "support-system@4"
+    assert again["trailers"]["restores"] == "modelctl/support-bot/dev/2"
+
+
+def test_rollback_of_a_change_without_new_targets_restores_the_binding_before_it(
+    repo: Path,
+) -> None:
+    deploy_dev(repo, env=at(1))
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT5, env=at(2))  # drops the fallback
+    payload = run(repo, "rollback", "support-bot", "--stage", "dev", env=at(3))
+    assert payload["binding"]["fallback"] and payload["trailers"]["restores"].endswith("/dev/1")
+    assert "no new target" in payload["restore"]["why"]
+
+
+def test_rollback_warns_when_the_restored_fallback_chain_holds_the_bad_version(
+    repo: Path,
+) -> None:
+    old_first = [*OLD, "--fallback", "support-gpt@2026-05,support-system@4"]
+    run(repo, "deploy", "support-bot", "--stage", "dev", *old_first, env=at(1))
+    deploy_dev(repo, env=at(2))
+    result = cli("rollback", "support-bot", "--stage", "dev", "--json", cwd=repo, env=at(3))
+    payload: Any = result.json
+    assert payload["trailers"]["restores"] == "modelctl/support-bot/dev/1"
+    assert any("still falls back to support-gpt@2026-05" in w for w in payload["warnings"])
+
+
+def test_rollback_refuses_when_every_earlier_binding_serves_the_bad_version(repo: Path) -> None:
+    deploy_dev(repo, env=at(1))
+    route = repo / "routes/support-bot.yaml"
+    text = route.read_text()
+    route.write_text(text[: text.index("stages:")] + "stages: {}\n")
+    git(repo, "commit", "-qam", "hand edit: dev serves nothing", env=at(2))
+    deploy_dev(repo, env=at(3))
+    before = refs_snapshot(repo)
+    result = cli("rollback", "support-bot", "--stage", "dev", cwd=repo, env=at(4))
+    assert result.exit_code == 2
+    assert "every earlier binding of dev on route support-bot serves" in result.stderr
+    assert "--to SEQ|TAG" in result.stderr and "deploy" in result.stderr
+    assert refs_snapshot(repo) == before
+
+
+def test_abort_canary_restores_the_pre_canary_binding_in_one_command(repo: Path) -> None:
+    _canary_setup(repo)
+    promote = ["promote", "support-bot", "--to", "production"]
+    rollback = ["rollback", "support-bot", "--stage", "production"]
+    result = cli(*rollback, "--abort-canary", cwd=repo)
+    assert result.exit_code == 2 and "is not running a canary" in result.stderr
+    run(repo, *promote, "--canary", "10", env=at(3))
+    run(repo, *promote, "--canary", "50", env=at(4))
+    result = cli(*rollback, "--abort-canary", "--to", "1", cwd=repo)
+    assert result.exit_code == 2 and "give one" in result.stderr
+    payload = run(repo, *rollback, "--abort-canary", env=at(5))
+    assert _models(payload) == {"support-gpt@2026-03": 100}
+    assert payload["restore"]["mode"] == "abort-canary"
+    assert payload["trailers"]["restores"] == "modelctl/support-bot/production/1"
+    assert [s["event"] for s in payload["restore"]["skipped"]] == [
+        "modelctl/support-bot/production/2"
+    ]
+    # nothing is running now, and a completed canary is not one either
+    result = cli(*rollback, "--abort-canary", cwd=repo)
+    assert result.exit_code == 2 and "is not running a canary" in result.stderr
+    run(repo, *promote, "--canary", "10", env=at(6))
+    run(repo, *promote, env=at(7))
+    result = cli(*rollback, "--abort-canary", cwd=repo)
+    assert result.exit_code == 2 and "without --canary" in result.stderr
+
+
+def test_status_marks_a_stage_that_is_mid_canary(repo: Path) -> None:
+    _canary_setup(repo)
+    run(repo, "promote", "support-bot", "--to", "production", "--canary", "10", env=at(3))
+
+    def production() -> Any:
+        stages = run(repo, "status")["routes"][0]["stages"]
+        return {s["stage"]: s for s in stages}["production"]
+
+    canary = production()["canary"]
+    assert canary["percent"] == 10 and canary["source_stage"] == "staging"
+    assert canary["candidate"] == "support-gpt@2026-05+support-system@4"
+    assert canary["started"] == "modelctl/support-bot/production/2"
+    assert production()["canary"] == canary  # the cached status says the same
+    text = cli("status", "support-bot", cwd=repo).stdout
+    assert "canary 10% of support-gpt@2026-05+support-system@4" in text
+    assert run(repo, "status")["routes"][0]["stages"][0]["canary"] is None
+    run(repo, "promote", "support-bot", "--to", "production", env=at(4))
+    assert production()["canary"] is None
+    assert "canary 10%" not in cli("status", cwd=repo).stdout
+
+
+def test_deploy_and_promote_say_why(repo: Path) -> None:
+    payload = run(
+        repo, "deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "-m", "new prompt"
+    )
+    assert payload["trailers"]["reason"] == "new prompt"
+    payload = run(repo, "promote", "support-bot", "--to", "staging", "--reason", "dev looked ok")
+    assert payload["trailers"]["reason"] == "dev looked ok"
+    trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)")
+    assert "Modelctl-Reason: dev looked ok" in trailers
+    events = run(repo, "history", "support-bot")["events"]
+    assert [e["reason"] for e in events] == ["new prompt", "dev looked ok"]
+    assert "reason: dev looked ok" in cli("history", "support-bot", cwd=repo).stdout
+    stages = {s["stage"]: s for s in run(repo, "status")["routes"][0]["stages"]}
+    assert stages["staging"]["event"]["reason"] == "dev looked ok"
+    assert "reason: new prompt" in cli("status", cwd=repo).stdout
+
+
+# --- detected-at and relative times -----------------------------------------------------------
+
+
+def test_detected_at_lies_between_the_release_and_now(repo: Path) -> None:
+    _canary_setup(repo)
+    run(repo, "promote", "support-bot", "--to", "production", "--canary", "10", env=at(3))
+    run(repo, "promote", "support-bot", "--to", "production", env=at(4))
+    rollback = ["rollback", "support-bot", "--stage", "production", "--dry-run", "--json"]
+    before = refs_snapshot(repo)
+
+    def detected(when: str) -> Any:
+        return cli(*rollback, "--detected-at", when, cwd=repo, env=at(5))
+
+    # before the canary that brought the bad version went live
+    result = detected("2026-03-03T11:00:00Z")
+    assert result.exit_code == 2
+    assert "before modelctl/support-bot/production/2 went live (2026-03-03T12:00:00Z)" in (
+        result.stderr
+    )
+    assert "between 2026-03-03T12:00:00Z and now (2026-03-05T12:00:00Z)" in result.stderr
+    # in the future (of the rollback's own clock)
+    result = detected("2026-03-05T13:00:00Z")
+    assert result.exit_code == 2 and "in the future" in result.stderr
+    assert refs_snapshot(repo) == before
+    # during the canary, within the clock skew either side, now, and relative to now
+    for when, stamp in [
+        ("2026-03-03T13:00:00Z", "2026-03-03T13:00:00Z"),
+        ("2026-03-03T11:56:00Z", "2026-03-03T11:56:00Z"),
+        ("2026-03-05T12:04:00Z", "2026-03-05T12:04:00Z"),
+        ("now", "2026-03-05T12:00:00Z"),
+        ("30m ago", "2026-03-05T11:30:00Z"),
+        ("45s ago", "2026-03-05T11:59:15Z"),
+        ("2h ago", "2026-03-05T10:00:00Z"),
+        ("1d ago", "2026-03-04T12:00:00Z"),
+    ]:
+        result = detected(when)
+        assert result.exit_code == 0, (when, result.stderr)
+        assert result.json["trailers"]["detected_at"] == stamp  # type: ignore[index]
+    result = detected("3 fortnights ago")
+    assert result.exit_code == 2 and "30m ago" in result.stderr
+
+
+def test_relative_times_for_resolve_and_report(repo: Path) -> None:
+    deploy_dev(repo)  # committed now
+    resolve = ["resolve", "support-bot", "--stage", "dev", "--at"]
+    assert run(repo, *resolve, "now")["event"]["tag"] == "modelctl/support-bot/dev/1"
+    assert run(repo, *resolve, "1d ago")["binding"] is None
+    result = cli(*resolve, "last tuesday", cwd=repo)
+    assert result.exit_code == 2 and "'now'" in result.stderr and "2h ago" in result.stderr
+    assert run(repo, "report", "--since", "1d ago")["rollbacks"] == []
+    result = cli("report", "--since", "soon", cwd=repo)
+    assert result.exit_code == 2 and "--since 'soon'" in result.stderr
+
+
+def test_parse_time_accepts_relative_times_only_from_users() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from modelctl.history import parse_time
+
+    now = datetime(2026, 3, 5, 12, tzinfo=UTC)
+    assert parse_time("now", now) == (now, False)
+    assert parse_time("2h ago", now) == (now - timedelta(hours=2), False)
+    assert parse_time(" 1.5d AGO ", now) == (now - timedelta(days=1.5), False)
+    assert parse_time("2h ago") is None and parse_time("now") is None  # data never is relative
+    assert parse_time("2h", now) is None and parse_time("-2h ago", now) is None
+    assert parse_time("99999999999999d ago", now) is None

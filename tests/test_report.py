@@ -86,7 +86,7 @@ def rel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     eval_run(repo, "regressed", "candidate-regressed.jsonl", iso(2, 12), 1)
     eval_run(repo, "fixed", "candidate.jsonl", iso(2, 13), 0)
     ok(repo, "promote", *PRODUCTION, "--canary", "10", env=at(2, 14))
-    ok(repo, "promote", *PRODUCTION, env=at(3, 10))
+    ok(repo, "promote", *PRODUCTION, "-m", "canary clean", env=at(3, 10))
     rollback = ["rollback", "support-bot", "--stage", "production", "--to", "1"]
     ok(repo, *rollback, "--detected-at", iso(3, 11, 30), env=at(3, 12))
     ok(repo, "promote", *PRODUCTION, env=at(4, 10))
@@ -195,6 +195,49 @@ def test_drift_follows_a_rollback_to_an_ungated_binding(rel: Path, tmp_path: Pat
     assert [d["eval_id"] for d in data["drift"]] == ["fixed"]
 
 
+def _hand_made_rollback(repo: Path, seq: int, detected: str, when: dict[str, str]) -> None:
+    """A rollback commit made by hand, its Detected-At trailer whatever its author wrote."""
+    (repo / "routes/support-bot.yaml").write_text(
+        git(repo, "show", "HEAD~1:routes/support-bot.yaml") + "\n"
+    )
+    message = (
+        "rollback by hand\n\nModelctl-Action: rollback\nModelctl-Route: support-bot\n"
+        f"Modelctl-Stage: dev\nModelctl-Seq: {seq}\nModelctl-Detected-At: {detected}\n"
+    )
+    git(repo, "commit", "-qam", message, env=when)
+
+
+def test_time_to_rollback_is_never_negative_nor_counted_from_before_the_release(
+    tmp_path: Path,
+) -> None:
+    repo = make_registry(tmp_path / "reg", routes=False)
+    dev = ["deploy", "support-bot", "--stage", "dev"]
+    ok(repo, *dev, *OLD_BINDING, env=at(1, 10))
+    ok(repo, *dev, *NEW_BINDING, env=at(2, 10))
+    _hand_made_rollback(repo, 3, iso(1, 12), at(2, 12))  # detected before the release
+    ok(repo, *dev, *NEW_BINDING, env=at(3, 10))
+    _hand_made_rollback(repo, 5, iso(3, 14), at(3, 12))  # detected after the rollback
+    ok(repo, *dev, *NEW_BINDING, env=at(4, 10))
+    rollback = ["rollback", "support-bot", "--stage", "dev"]
+    ok(repo, *rollback, "--detected-at", iso(4, 9, 58), env=at(4, 12))  # within the clock skew
+    ok(repo, *dev, *NEW_BINDING, env=at(5, 10))
+    ok(repo, *rollback, "--detected-at", iso(5, 11), env=at(5, 12))
+    data: Any = cli("report", "--json", cwd=repo).json
+    rollbacks = data["rollbacks"]
+    assert [r["minutes"] for r in rollbacks] == [None, None, 120.0, 60.0]
+    assert all(r["minutes"] is None or r["minutes"] >= 0 for r in rollbacks)
+    assert rollbacks[0]["problem"] == (
+        f"detected at {iso(1, 12)}, before the release went live ({iso(2, 10)})"
+    )
+    assert rollbacks[1]["problem"] == f"detected at {iso(3, 14)}, after the rollback ({iso(3, 12)})"
+    assert rollbacks[2]["detected_at"] == iso(4, 10) and rollbacks[2]["problem"] is None
+    assert (data["rollback_p50_minutes"], data["rollback_p95_minutes"]) == (60.0, 120.0)
+    text = cli("report", cwd=repo).stdout
+    assert "not counted" in text and "before the release went live" in text
+    markdown = cli("report", "--format", "markdown", cwd=repo).stdout
+    assert "not counted: detected at" in markdown
+
+
 def test_report_markdown_appends_to_the_step_summary(rel: Path, tmp_path: Path) -> None:
     summary = tmp_path / "summary.md"
     summary.write_text("earlier step\n")
@@ -249,8 +292,10 @@ def test_explain_names_the_signed_event_the_eval_and_its_dataset(rel: Path, tmp_
     assert [(a["model"], a["error"], a["answered"]) for a in data["attempts"]] == [
         ("support-gpt@2026-05", True, False), ("support-claude@2026-05", False, True),
     ]  # fmt: skip
+    assert event["reason"] == "canary clean"
     text = cli("explain", t, "--traces", str(path), cwd=rel).stdout
     assert f"signed by {SIGNER}" in text and "gated by eval fixed: pass" in text
+    assert "reason: canary clean" in text
     # after the rollback: the event is the rollback, and the restored binding had no eval
     rolled: Any = cli("explain", after_trace, "--traces", str(path), "--json", cwd=rel).json
     assert rolled["event"]["tag"] == "modelctl/support-bot/production/4"

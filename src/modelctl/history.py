@@ -504,7 +504,8 @@ def point_in_time(loc: Location, text: str, flag: str = "--at") -> PointInTime:
     commit = loc.store.resolve(text)
     if commit is None:
         raise UsageError(
-            f"{flag} {text!r} is neither a time nor a commit or tag",
+            f"{flag} {text!r} is neither an ISO 8601 time nor a commit or tag "
+            "(relative times: 'now', 'N[s|m|h|d] ago')",
             hint=f"{TIME_EXAMPLES}, or a commit or tag",
         )
     ctime = commit_time(loc, commit)
