@@ -222,9 +222,12 @@ def test_time_to_rollback_is_never_negative_nor_counted_from_before_the_release(
     ok(repo, *rollback, "--detected-at", iso(4, 9, 58), env=at(4, 12))  # within the clock skew
     ok(repo, *dev, *NEW_BINDING, env=at(5, 10))
     ok(repo, *rollback, "--detected-at", iso(5, 11), env=at(5, 12))
+    ok(repo, *dev, *NEW_BINDING, env=at(6, 10))
+    _hand_made_rollback(repo, 11, "yesterday", at(6, 12))
     data: Any = cli("report", "--json", cwd=repo).json
     rollbacks = data["rollbacks"]
-    assert [r["minutes"] for r in rollbacks] == [None, None, 120.0, 60.0]
+    assert [r["minutes"] for r in rollbacks] == [None, None, 120.0, 60.0, None]
+    assert rollbacks[4]["problem"] == "Modelctl-Detected-At 'yesterday' is not a time"
     assert all(r["minutes"] is None or r["minutes"] >= 0 for r in rollbacks)
     assert rollbacks[0]["problem"] == (
         f"detected at {iso(1, 12)}, before the release went live ({iso(2, 10)})"

@@ -207,7 +207,10 @@ def _rollback(route: str, stage: str, index: int, event: history.Event, released
         if failing:
             latest = max(failing, key=lambda e: e["created"])
             detected, source = _when(latest["created"]), f"eval {latest['id']}"
+    text = event.trailers.get("detected-at")
+    unreadable = f"Modelctl-Detected-At {text!r} is not a time" if text and source is None else None
     detected, problem = _bounded(detected, released, event.time)
+    problem = problem or unreadable
     result = Rollback(
         route, stage, event.tag, event.when,
         history.iso(int(detected)) if detected is not None else None, source,
