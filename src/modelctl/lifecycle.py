@@ -12,7 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -499,7 +499,7 @@ def _name(event: history.Event) -> str:
 
 
 def _iso(value: datetime) -> str:
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return history.iso(int(value.timestamp()))
 
 
 def target_keys(binding: Binding | None) -> set[tuple[str, str | None]]:

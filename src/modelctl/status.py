@@ -157,8 +157,10 @@ def canary_view(stage_events: list[history.Event]) -> CanaryView | None:
     start = history.canary_start(stage_events)
     if start is None:
         return None
+    from modelctl.lifecycle import target_keys
+
     first, last = stage_events[start], stage_events[-1]
-    before = {(t["model"], t.get("prompt")) for t in (first.previous or {}).get("targets", [])}
+    before = target_keys(first.previous)
     targets = [
         t
         for t in (last.binding or {}).get("targets", [])
