@@ -515,7 +515,7 @@ def point_in_time(loc: Location, text: str, flag: str = "--at") -> PointInTime:
 def clock(loc: Location) -> datetime:
     """The time a commit made now will carry: this machine's clock, unless git is told
     otherwise (`GIT_COMMITTER_DATE`)."""
-    with contextlib.suppress(ValueError, IndexError):
+    with contextlib.suppress(GitError, ValueError, IndexError):  # no identity: the write says so
         stamp = int(loc.store.identity().split()[-2])
         return datetime.fromtimestamp(stamp, UTC)
     return datetime.now(UTC)
