@@ -598,6 +598,8 @@ def test_deploy_and_promote_say_why(repo: Path) -> None:
     stages = {s["stage"]: s for s in run(repo, "status")["routes"][0]["stages"]}
     assert stages["staging"]["event"]["reason"] == "dev looked ok"
     assert "reason: new prompt" in cli("status", cwd=repo).stdout
+    said = cli("promote", "support-bot", "--to", "production", "-m", "staging [ok]", cwd=repo)
+    assert "reason: staging [ok]" in said.stdout + said.stderr
 
 
 # --- detected-at and relative times -----------------------------------------------------------

@@ -288,6 +288,8 @@ def lifecycle_result(result: Any) -> None:
     success(f"{result.action} {where}: {signed}commit {commit}, tag {result.tag}")
     message(f"  was: {escape(_summary(result.previous))}")
     message(f"  now: {escape(_summary(result.binding))}")
+    if result.trailers.get("reason"):
+        message(f"  reason: {escape(result.trailers['reason'])}")
     _restore_lines(result.restore)
     if result.pushed:
         message(f"  pushed to {escape(result.pushed)} (branch and tag, atomically)")
