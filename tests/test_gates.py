@@ -92,6 +92,22 @@ def test_commit_order_decides_not_the_created_text(repo: Path) -> None:
     assert _eval_gate(gate.json)["decided_by"]["id"] == "really-newest"
 
 
+def test_a_run_merged_in_later_is_newer_than_its_clock_says(repo: Path) -> None:
+    # The fail ran first, on a side branch; the pass ran later on main. The branch received
+    # the fail last, with the merge, so the fail decides.
+    git(repo, "checkout", "-q", "-b", "side")
+    assert eval_run(repo, "candidate-regressed.jsonl", "--run-id", "side-fail").exit_code == 1
+    git(repo, "checkout", "-q", "main")
+    assert eval_run(repo, "candidate.jsonl", "--run-id", "main-pass").exit_code == 0
+    assert _gate(repo).exit_code == 0
+    git(repo, "merge", "-q", "--no-ff", "-m", "merge the side branch", "side")
+    gate = _gate(repo)
+    assert gate.exit_code == 1
+    result = _eval_gate(gate.json)
+    assert result["decided_by"]["id"] == "side-fail"
+    assert [r["id"] for r in result["overridden"]] == ["main-pass"]
+
+
 def test_runs_for_another_dataset_or_baseline_do_not_override(repo: Path) -> None:
     # A failing run against another baseline says nothing about this candidate vs production.
     assert eval_run(repo, "candidate.jsonl", "--run-id", "vs-production").exit_code == 0

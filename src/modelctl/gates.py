@@ -2,8 +2,10 @@
 
 The eval gate asks for a passing EvalRun whose candidate is the binding being promoted, whose
 baseline is what the stage serves now (explicit, never "last week"), whose dataset digest
-still matches the dataset manifest and whose judge pins still exist. When it refuses, it says
-which runs came close and why each does not count.
+still matches the dataset manifest and whose judge pins still exist. It remembers what came
+after a pass: for each baseline and dataset the newest run (in the order the branch received
+them) decides, and a candidate a rollback took off the stage needs a run recorded after that
+rollback. When it refuses, it says which runs came close and why each does not count.
 """
 
 from __future__ import annotations
