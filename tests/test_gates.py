@@ -92,6 +92,19 @@ def test_commit_order_decides_not_the_created_text(repo: Path) -> None:
     assert _eval_gate(gate.json)["decided_by"]["id"] == "really-newest"
 
 
+def test_runs_committed_together_let_the_fail_decide(repo: Path) -> None:
+    for outputs, run_id in (("candidate.jsonl", "together-pass"),
+                            ("candidate-regressed.jsonl", "together-fail")):  # fmt: skip
+        assert eval_run(repo, outputs, "--run-id", run_id, "--no-commit").exit_code in (0, 1)
+    git(repo, "add", "evals")
+    git(repo, "commit", "-qm", "two runs at once")
+    gate = _gate(repo)
+    assert gate.exit_code == 1
+    result = _eval_gate(gate.json)
+    assert result["decided_by"]["id"] == "together-fail"
+    assert [r["id"] for r in result["overridden"]] == ["together-pass"]
+
+
 def test_a_run_merged_in_later_is_newer_than_its_clock_says(repo: Path) -> None:
     # The fail ran first, on a side branch; the pass ran later on main. The branch received
     # the fail last, with the merge, so the fail decides.
@@ -165,6 +178,15 @@ def test_a_rolled_back_binding_needs_an_eval_after_the_rollback(repo: Path) -> N
     assert [r["id"] for r in result["overridden"]] == ["before-incident"]
     promoted = _ok(repo, "promote", ROUTE, "--to", "production", "--json")
     assert promoted.json["eval_id"] == "after-incident"
+
+
+def test_deploying_a_rolled_back_binding_needs_a_fresh_eval_too(repo: Path) -> None:
+    tag = _promote_and_roll_back(repo)
+    new = ["--model", "support-gpt@2026-05", "--prompt", "support-system@4"]
+    new += ["--fallback", "support-claude@2026-05,support-system@4"]
+    deploy = cli("deploy", ROUTE, "--stage", "production", *new, "--dry-run", cwd=repo)
+    assert deploy.exit_code == 1
+    assert tag in deploy.stderr and "refunds answered wrong" in deploy.stderr
 
 
 def test_a_rolled_back_canary_needs_a_fresh_eval_too(repo: Path) -> None:
