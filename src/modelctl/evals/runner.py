@@ -121,7 +121,8 @@ def release_baseline(loc: Location, route: str, stage: str, value: str) -> tuple
         f"(modelctl/{route}/{stage}/3), a commit, or an ISO 8601 time"
     )
     text = value.removeprefix("refs/tags/")
-    branch, tip = history.branch_tip(loc)
+    ref, tip = history.branch_tip(loc)
+    branch = ref.removeprefix("refs/heads/")
     if text.isdigit() or text.startswith(f"{refs.TAG_PREFIX}/"):
         try:
             tag = refs.lifecycle_tag(route, stage, int(text)) if text.isdigit() else None
