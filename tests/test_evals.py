@@ -105,8 +105,12 @@ def test_evaluator_spec_errors() -> None:
 
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
+    return candidate_registry(tmp_path / "reg")
+
+
+def candidate_registry(where: Path) -> Path:
     """production serves the old binding; staging holds the candidate."""
-    path = make_registry(tmp_path / "reg", routes=False)
+    path = make_registry(where, routes=False)
 
     def ok(*args: str) -> None:
         result = cli(*args, cwd=path)
@@ -165,7 +169,8 @@ def test_cohort_regression_fails_and_blocks_promote(repo: Path) -> None:
     assert (repo / result.json["path"]).is_file()  # the failed run is on record too
     before = refs_snapshot(repo)
     promote = cli("promote", "support-bot", "--to", "production", cwd=repo)
-    assert promote.exit_code == 1 and "its verdict is fail" in promote.stderr
+    assert promote.exit_code == 1
+    assert f"decided by eval {run['id']} (fail)" in promote.stderr
     assert refs_snapshot(repo) == before
 
 

@@ -5,11 +5,11 @@ on one registry with signed releases gated by eval runs and three rollbacks (Jun
     prod/2  Jun 2 14:00  promote  canary: OLD 90 + NEW 10       (eval `fixed`: pass)
     prod/3  Jun 3 10:00  promote  NEW                            (eval `fixed`)
     prod/4  Jun 3 12:00  rollback to 1, Detected-At 11:30
-    prod/5  Jun 4 10:00  promote  NEW                            (eval `fixed`)
+    prod/5  Jun 4 10:00  promote  NEW                (eval `recheck-4`, run after prod/4)
     prod/6  Jun 4 12:00  rollback to 1; eval `nightly` failed at 11:00
-    prod/7  Jun 5 10:00  promote  NEW                            (eval `fixed`)
+    prod/7  Jun 5 10:00  promote  NEW                (eval `recheck-5`, run after prod/6)
     prod/8  Jun 5 12:00  rollback to 1; no failing eval since prod/7
-    prod/9  Jun 5 14:00  promote  NEW                            (eval `fixed`)
+    prod/9  Jun 5 14:00  promote  NEW               (eval `recheck-5b`, run after prod/8)
 
 The eval `regressed` (fail, Jun 2 12:00) blocked nothing that was released.
 """
@@ -89,11 +89,15 @@ def rel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     ok(repo, "promote", *PRODUCTION, "-m", "canary clean", env=at(3, 10))
     rollback = ["rollback", "support-bot", "--stage", "production", "--to", "1"]
     ok(repo, *rollback, "--detected-at", iso(3, 11, 30), env=at(3, 12))
+    # A rolled-back binding returns only with an eval recorded after the rollback.
+    eval_run(repo, "recheck-4", "candidate.jsonl", iso(4, 9), 0)
     ok(repo, "promote", *PRODUCTION, env=at(4, 10))
     eval_run(repo, "nightly", "candidate-regressed.jsonl", iso(4, 11), 1)
     ok(repo, *rollback, env=at(4, 12))
+    eval_run(repo, "recheck-5", "candidate.jsonl", iso(5, 9), 0)
     ok(repo, "promote", *PRODUCTION, env=at(5, 10))
     ok(repo, *rollback, env=at(5, 12))
+    eval_run(repo, "recheck-5b", "candidate.jsonl", iso(5, 13), 0)
     ok(repo, "promote", *PRODUCTION, env=at(5, 14))
     tags = git(repo, "tag", "--list", "modelctl/support-bot/production/*").split()
     assert len(tags) == 9
@@ -152,7 +156,7 @@ def test_report_signals(rel: Path, tmp_path: Path) -> None:
     releases = data["releases"]
     assert [(r["tag"][-1], r["eval_id"], r["verdict"]) for r in releases] == [
         ("1", None, None), ("2", "fixed", "pass"), ("3", "fixed", "pass"),
-        ("5", "fixed", "pass"), ("7", "fixed", "pass"), ("9", "fixed", "pass"),
+        ("5", "recheck-4", "pass"), ("7", "recheck-5", "pass"), ("9", "recheck-5b", "pass"),
     ]  # fmt: skip
     assert data["eval_pass_rate"] == 83.33
     fixed = releases[1]
@@ -164,7 +168,7 @@ def test_report_signals(rel: Path, tmp_path: Path) -> None:
     # 5. dataset drift: the live release's eval ran on a snapshot of April 18
     assert len(data["drift"]) == 1
     drift = data["drift"][0]
-    assert (drift["eval_id"], drift["dataset"]) == ("fixed", "support-golden@2026-04")
+    assert (drift["eval_id"], drift["dataset"]) == ("recheck-5b", "support-golden@2026-04")
     assert drift["newest_traffic"] == iso(5, 15) and drift["days"] == 48.6
 
 
@@ -192,7 +196,7 @@ def test_drift_follows_a_rollback_to_an_ungated_binding(rel: Path, tmp_path: Pat
     assert "not gated by an eval" in text
     git(clone, "reset", "-q", "--hard", "modelctl/support-bot/production/7")
     data = cli("report", "--json", cwd=clone).json
-    assert [d["eval_id"] for d in data["drift"]] == ["fixed"]
+    assert [d["eval_id"] for d in data["drift"]] == ["recheck-5"]
 
 
 def _hand_made_rollback(repo: Path, seq: int, detected: str, when: dict[str, str]) -> None:
@@ -257,7 +261,7 @@ def test_report_markdown_appends_to_the_step_summary(rel: Path, tmp_path: Path) 
         "| time to restored traffic | p50 37.0 min, p95 62.0 min |",
         "| regression-eval pass rate | 83.33% of 6 releases to production |",
         "| fallback hit rate support-bot production | 125,000.0 per million (1 of 8) |",
-        "| dataset drift support-bot | 48.6 days (support-golden@2026-04, eval fixed) |",
+        "| dataset drift support-bot | 48.6 days (support-golden@2026-04, eval recheck-5b) |",
         f"| version-not-live | support-bot | production | {NEW} | support-gpt@2026-05 | 1 |",
     ]:
         assert row in text, row

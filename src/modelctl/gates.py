@@ -2,19 +2,32 @@
 
 The eval gate asks for a passing EvalRun whose candidate is the binding being promoted, whose
 baseline is what the stage serves now (explicit, never "last week"), whose dataset digest
-still matches the dataset manifest and whose judge pins still exist. When it refuses, it says
-which runs came close and why each does not count.
+still matches the dataset manifest and whose judge pins still exist. It remembers what came
+after a pass: for each baseline and dataset the newest run (in the order the branch received
+them) decides, and a candidate a rollback took off the stage needs a run recorded after that
+rollback. When it refuses, it says which runs came close and why each does not count.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modelctl import refs
+from modelctl import history, refs
 from modelctl.errors import CheckFailed
-from modelctl.registry import Snapshot
+from modelctl.registry import Location, Snapshot
+
+
+@dataclass
+class RunNote:
+    """An eval run as the gate names it: its id, verdict and dataset."""
+
+    id: str
+    verdict: str
+    dataset: str
 
 
 @dataclass
@@ -23,6 +36,11 @@ class GateResult:
     passed: bool
     detail: str
     eval_id: str | None = None
+    # The eval gate: the run that decided, the older runs it overrode, and the rollback after
+    # which the candidate needs a fresh eval.
+    decided_by: RunNote | None = None
+    overridden: list[RunNote] = field(default_factory=list)
+    rollback: str | None = None
 
 
 @dataclass
@@ -108,26 +126,81 @@ def check_policy(snapshot: Snapshot, route: str, stage: str, binding: dict[str, 
     return GateResult("policy", True, "binding satisfies the stage's policy")
 
 
+@dataclass
+class EvalLedger:
+    """Where a route's eval runs and a stage's events sit in the branch's commit order.
+
+    `order` maps an EvalRun's registry path to the position of the first-parent commit that
+    added it, `positions` maps each commit that touched the route or its evals to its
+    position; a higher position is newer. `stage_events` are the stage's events, oldest first.
+    """
+
+    order: dict[str, int] = field(default_factory=dict)
+    positions: dict[str, int] = field(default_factory=dict)
+    stage_events: list[history.Event] = field(default_factory=list)
+
+
+def eval_ledger(
+    loc: Location, route: str, tip: str, stage_events: list[history.Event]
+) -> EvalLedger:
+    """The commit order of `route`'s eval runs and route changes on the history up to `tip`
+    (one `git log`)."""
+    evals = loc.repo_path(f"{refs.eval_path(route, 'x').parent.as_posix()}/")
+    route_file = loc.repo_path(str(refs.route_path(route)))
+    ledger = EvalLedger(stage_events=stage_events)
+    changes = loc.store.first_parent_changes(tip, [evals, route_file])
+    for position, (commit, paths) in enumerate(changes):
+        ledger.positions[commit] = position
+        for status, path in paths:
+            if status == "A" and path.startswith(evals):
+                ledger.order[path.removeprefix(loc.prefix)] = position
+    return ledger
+
+
+def _targets(binding: dict[str, Any] | None) -> set[tuple[str, str | None]]:
+    return {(t["model"], t.get("prompt")) for t in (binding or {}).get("targets", [])}
+
+
+def rolled_back(
+    candidate: dict[str, Any], stage_events: list[history.Event]
+) -> history.Event | None:
+    """The last rollback that took `candidate` off the stage: one whose stage served the
+    candidate before it (or a canary of it, whose candidate targets the rollback removed)."""
+    wanted = _targets(candidate)
+    for event in reversed(stage_events):
+        if event.action != "rollback" or event.previous is None:
+            continue
+        if event.previous == candidate:
+            return event
+        before, after = _targets(event.previous), _targets(event.binding)
+        if wanted and wanted <= before and not wanted <= after:
+            return event
+    return None
+
+
 def _eval_reasons(
     snapshot: Snapshot,
     run: dict[str, Any],
     candidate: dict[str, Any],
     baselines: list[dict[str, Any] | None],
     stage: str,
-    max_age_days: int | None,
 ) -> list[str]:
+    """Why `run` says nothing about `candidate` replacing what `stage` serves (empty: it does)."""
     reasons = []
     if run.get("stage") not in (None, stage):
         reasons.append(f"it gates stage {run['stage']}, not {stage}")
     if run["candidate"] != candidate:
         reasons.append(f"its candidate is {summary(run['candidate'])}")
-    if run["baseline"] not in baselines:
+    if run["candidate"] == run["baseline"]:
+        reasons.append(
+            "it compares the candidate with itself (its baseline is the same binding), which "
+            "shows nothing; record a run against what the stage serves (--baseline-from)"
+        )
+    elif run["baseline"] not in baselines:
         reasons.append(
             f"its baseline is {summary(run['baseline'])} but {stage} serves "
             f"{summary(baselines[0])} now (a stale baseline)"
         )
-    if run["verdict"] != "pass":
-        reasons.append(f"its verdict is {run['verdict']}")
     pinned = run["dataset"]
     dataset = snapshot.get(refs.parse_ref(pinned["ref"], refs.Kind.DATASET))
     if dataset is None or dataset.data is None:
@@ -137,12 +210,24 @@ def _eval_reasons(
     for judge in run.get("judges", []):
         if snapshot.get(refs.parse_ref(judge, refs.Kind.JUDGE)) is None:
             reasons.append(f"its judge {judge} no longer exists")
-    if max_age_days is not None:
-        created = datetime.fromisoformat(run["created"].replace("Z", "+00:00"))
-        age = (datetime.now(UTC) - created).days
-        if age > max_age_days:
-            reasons.append(f"it is {age} days old (max_age_days: {max_age_days})")
     return reasons
+
+
+def _age_days(run: dict[str, Any]) -> int:
+    created = datetime.fromisoformat(run["created"].replace("Z", "+00:00"))
+    return (datetime.now(UTC) - created).days
+
+
+def _note(run: dict[str, Any]) -> RunNote:
+    return RunNote(run["id"], run["verdict"], run["dataset"]["ref"])
+
+
+def _names(runs: list[dict[str, Any]]) -> str:
+    return ", ".join(f"eval {r['id']} ({r['verdict']})" for r in runs)
+
+
+def _event_name(event: history.Event) -> str:
+    return event.tag or f"commit {event.commit[:12]}"
 
 
 def check_eval(
@@ -151,11 +236,17 @@ def check_eval(
     stage: str,
     candidate: dict[str, Any],
     baselines: list[dict[str, Any] | None],
+    ledger: Callable[[], EvalLedger] | None = None,
 ) -> GateResult | None:
     """The eval gate of `stage`, or None when the stage has none.
 
     `baselines[0]` is what the stage serves now; later entries are also accepted (the binding
     before a canary started, so completing a canary can use the eval that started it).
+
+    For each (baseline, dataset) the newest run of the candidate decides, newest by the order
+    the runs were committed on the branch (`ledger`), never by their `created` text: a later
+    failing run vetoes an earlier pass. A candidate that was rolled back from the stage needs
+    a passing run committed after that rollback.
     """
     gate = _stage_settings(snapshot, stage).get("eval_gate")
     if gate is None:
@@ -166,32 +257,102 @@ def check_eval(
         return GateResult(
             "eval", True, f"{stage} serves nothing yet on {route}: nothing to regress against"
         )
-    runs = [
-        e.data
-        for e in snapshot.artifacts("evals")
-        if e.data is not None and e.data["route"] == route
-    ]
-    runs.sort(key=lambda r: r["created"], reverse=True)
+    book = ledger() if ledger is not None else EvalLedger()
+    runs = sorted(
+        (
+            (book.order.get(e.path, -1), e.data)
+            for e in snapshot.artifacts("evals")
+            if e.data is not None and e.data["route"] == route
+        ),
+        # Oldest first. Runs added by one commit have no order among them: a fail is taken
+        # as the newer, so that it is never hidden behind a pass committed beside it.
+        key=lambda item: (item[0], item[1]["verdict"] == "fail", item[1]["id"]),
+    )
     near: list[str] = []
-    for run in runs:
-        reasons = _eval_reasons(
-            snapshot, run, candidate, baselines, stage, gate.get("max_age_days")
+    groups: dict[str, list[tuple[int, dict[str, Any]]]] = {}
+    for position, run in runs:
+        reasons = _eval_reasons(snapshot, run, candidate, baselines, stage)
+        if reasons:
+            if run["candidate"] == candidate:
+                near.append(f"eval {run['id']} does not count: " + "; ".join(reasons))
+            continue
+        key = json.dumps([run["baseline"], run["dataset"]["ref"]], sort_keys=True)
+        groups.setdefault(key, []).append((position, run))
+    near.reverse()  # newest first
+    # Per (baseline, dataset): (position, the deciding run, the older runs it overrides).
+    deciders = sorted(
+        ((g[-1][0], g[-1][1], [r for _, r in g[:-1]]) for g in groups.values()),
+        key=lambda d: d[0],
+    )
+    rollback = rolled_back(candidate, book.stage_events)
+    since = -1
+    if rollback is not None:
+        since = book.positions.get(rollback.commit, len(book.positions))
+    failing = [d for d in deciders if d[1]["verdict"] != "pass"]
+    if failing:
+        _, run, older = failing[-1]
+        lines = [
+            f"decided by eval {r['id']} (fail), the newest run of the candidate against "
+            f"{summary(r['baseline'])} on {r['dataset']['ref']}"
+            + (f"; it overrides {_names(o)}" if o else "")
+            for _, r, o in reversed(failing)
+        ]
+        detail = (
+            f"{stage} refuses candidate {summary(candidate)}: "
+            + ". ".join(lines)
+            + f". Fix the regression and record a newer run: modelctl eval run {route} --to {stage} ..."
         )
-        if not reasons:
-            detail = f"eval {run['id']} passed: candidate vs baseline on {run['dataset']['ref']}"
-            return GateResult("eval", True, detail, eval_id=run["id"])
-        if run["candidate"] == candidate:
-            near.append(f"eval {run['id']} does not count: " + "; ".join(reasons))
+        return GateResult(
+            "eval", False, detail, decided_by=_note(run), overridden=[_note(r) for r in older]
+        )
+    fresh: list[tuple[int, dict[str, Any], list[dict[str, Any]]]] = []
+    before_rollback: list[dict[str, Any]] = []
+    for position, run, older in deciders:
+        if position <= since:
+            before_rollback += [*older, run]  # every run of the group came before it
+            continue
+        max_age = gate.get("max_age_days")
+        if max_age is not None and _age_days(run) > max_age:
+            near.insert(0, f"eval {run['id']} does not count: it is {_age_days(run)} days old "
+                        f"(max_age_days: {max_age})")  # fmt: skip
+            continue
+        fresh.append((position, run, older))
+    if fresh:
+        _, run, older = fresh[-1]
+        detail = (
+            f"eval {run['id']} passed: candidate vs baseline on {run['dataset']['ref']}; "
+            f"decided by eval {run['id']}, the newest run of this candidate, baseline and dataset"
+            + (f"; overrides {_names(older)}" if older else "")
+        )
+        return GateResult(
+            "eval", True, detail, eval_id=run["id"], decided_by=_note(run),
+            overridden=[_note(r) for r in older],
+        )  # fmt: skip
     wanted = (
         f"a passing eval run for route {route} with candidate {summary(candidate)} "
         f"and baseline {summary(baselines[0])}"
     )
     detail = f"{stage} requires {wanted}"
+    rollback_name = None
+    if rollback is not None:
+        rollback_name = _event_name(rollback)
+        of = rollback.trailers.get("rollback-of")
+        why = rollback.reason or "no reason given"
+        detail += (
+            f". The candidate was rolled back from {stage} by {rollback_name} "
+            f"({f'rollback of {of}; ' if of else ''}reason: {why}; {rollback.when}): it needs "
+            "an eval recorded after that rollback"
+        )
+        if before_rollback:
+            detail += f"; {_names(before_rollback)} came before it"
     if near:
         detail += ". " + ". ".join(near[:3])
-    else:
+    if rollback is not None or not near:
         detail += f"; run one with: modelctl eval run {route} --to {stage} ..."
-    return GateResult("eval", False, detail)
+    return GateResult(
+        "eval", False, detail, rollback=rollback_name,
+        overridden=[_note(r) for r in before_rollback],
+    )  # fmt: skip
 
 
 def run_gates(
@@ -203,6 +364,7 @@ def run_gates(
     *,
     candidate: dict[str, Any] | None = None,
     with_eval: bool = True,
+    ledger: Callable[[], EvalLedger] | None = None,
 ) -> GateReport:
     """Gates for `binding` landing on `stage`; the eval gate judges `candidate` (default: the
     binding itself; for a canary, what is being rolled out beside the current targets)."""
@@ -210,7 +372,7 @@ def run_gates(
     report.results.append(check_references(snapshot, binding))
     report.results.append(check_policy(snapshot, route, stage, binding))
     if with_eval:
-        result = check_eval(snapshot, route, stage, candidate or binding, baselines)
+        result = check_eval(snapshot, route, stage, candidate or binding, baselines, ledger)
         if result is not None:
             report.results.append(result)
     return report

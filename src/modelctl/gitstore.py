@@ -403,6 +403,34 @@ class GitStore:
         raw = self.git(*args).stdout
         return [p.decode("utf-8", "surrogateescape") for p in raw.split(b"\0") if p]
 
+    def first_parent_changes(
+        self, tip: str, pathspecs: Iterable[str]
+    ) -> list[tuple[str, list[tuple[str, str]]]]:
+        """The first-parent commits up to `tip` that touch `pathspecs`, oldest first, each
+        with the (status letter, repository-relative path) of what it changed there.
+
+        A merge is compared with its first parent, so what a merged branch brought arrives
+        with the merge: the order is the order the branch itself received the changes."""
+        raw = self.git(
+            "log", "--no-show-signature", "--first-parent", "--diff-merges=first-parent",
+            "--reverse", "--no-renames", "--name-status", "-z", "--format=%x1e%H",
+            "--end-of-options", tip, "--", *pathspecs,
+        ).stdout  # fmt: skip
+        out: list[tuple[str, list[tuple[str, str]]]] = []
+        for chunk in raw.split(b"\x1e"):
+            fields = chunk.split(b"\0")
+            commit = fields[0].strip().decode()
+            if not commit:
+                continue
+            rest = fields[1:]  # "\nSTATUS", path, STATUS, path, ..., ""
+            changes = [
+                (rest[i].strip().decode()[:1], rest[i + 1].decode("utf-8", "surrogateescape"))
+                for i in range(0, len(rest) - 1, 2)
+                if rest[i].strip()
+            ]
+            out.append((commit, changes))
+        return out
+
     def is_ancestor(self, older: str, newer: str) -> bool:
         proc = self.git(
             "merge-base", "--is-ancestor", "--end-of-options", older, newer, check=False

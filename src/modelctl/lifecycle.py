@@ -298,6 +298,15 @@ def _finish(
     return result
 
 
+def _ledger(
+    loc: Location, route: str, stage: str, tip: str | None, records: list[history.Record]
+) -> Callable[[], gates.EvalLedger] | None:
+    """The eval gate's view of history, read only when a gate needs it."""
+    if tip is None:
+        return None
+    return lambda: gates.eval_ledger(loc, route, tip, history.events(route, records, stage))
+
+
 def _enforce(report: gates.GateReport, plan: _Plan) -> None:
     plan.gates = report.results
     plan.eval_id = report.eval_id
@@ -326,7 +335,8 @@ def deploy(
         current = _route_data(snapshot, route).get("stages", {}).get(stage)
         if current == binding:
             raise _AlreadyServes(binding)
-        _enforce(gates.run_gates(snapshot, route, stage, binding, [current]), plan)
+        ledger = _ledger(loc, route, stage, tip, records)
+        _enforce(gates.run_gates(snapshot, route, stage, binding, [current], ledger=ledger), plan)
         title = f"modelctl: deploy {route} {stage}"
         return _change(loc, plan, snapshot, records, binding, {"reason": reason}, title)
 
@@ -407,7 +417,10 @@ def promote(
             baselines = [current, *_pre_canary(history.events(route, records, target))]
         if current == binding:
             raise _AlreadyServes(binding)
-        report = gates.run_gates(snapshot, route, target, binding, baselines, candidate=candidate)
+        ledger = _ledger(loc, route, target, tip, records)
+        report = gates.run_gates(
+            snapshot, route, target, binding, baselines, candidate=candidate, ledger=ledger
+        )
         _enforce(report, plan)
         what = f"canary {canary}% of {src}" if canary is not None else f"from {src}"
         title = f"modelctl: promote {route} {target} ({what})"

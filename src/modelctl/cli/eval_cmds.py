@@ -29,7 +29,10 @@ CandidateFrom = Annotated[
 ]
 BaselineFrom = Annotated[
     str | None,
-    typer.Option(help="Stage whose binding is the baseline (default: --to, what it serves now)."),
+    typer.Option(
+        help="The baseline: a stage (default: --to, what it serves now), an event sequence of "
+        "--to, a lifecycle tag (modelctl/ROUTE/STAGE/SEQ), a commit or an ISO 8601 time."
+    ),
 ]
 DatasetFile = Annotated[
     Path | None, typer.Option(help="Local copy of a remote dataset (its digest is checked).")

@@ -167,7 +167,7 @@ def record_results(
     from modelctl.registry import snapshot_at
 
     snapshot = snapshot_at(loc)
-    bindings = runner.stage_bindings(snapshot, route, stage, candidate_from, baseline_from)
+    bindings = runner.stage_bindings(snapshot, route, stage, candidate_from, baseline_from, loc)
     gate = runner.gate_settings(snapshot, stage)
     manifest, rows = runner.load_dataset(loc, snapshot, dataset, dataset_file)
     if fmt == "auto":

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelctl import commits, manifests, refs
+from modelctl import commits, history, manifests, refs
 from modelctl.errors import ManifestError, Problem, UsageError
 from modelctl.evals import stats
 from modelctl.evals.evaluators import EvaluatorSpec, builtin_check, run_external
@@ -58,9 +58,17 @@ class EvalResult:
 
 
 def stage_bindings(
-    snapshot: Snapshot, route: str, to: str, candidate_from: str | None, baseline_from: str | None
+    snapshot: Snapshot,
+    route: str,
+    to: str,
+    candidate_from: str | None,
+    baseline_from: str | None,
+    loc: Location | None = None,
 ) -> Bindings:
-    """What is compared: the stage promote would copy from, against what `to` serves now."""
+    """What is compared: the stage promote would copy from, against what `to` serves now.
+
+    `baseline_from` names another stage, or a release from history (see `release_baseline`,
+    which needs `loc`)."""
     settings = snapshot.settings or {}
     names = [s["name"] for s in settings.get("stages", [])]
     if to not in names:
@@ -85,12 +93,80 @@ def stage_bindings(
         raise UsageError(
             f"{source} serves nothing on route {route}: there is no candidate to evaluate"
         )
+    if baseline_from is not None and baseline_from not in names:
+        if loc is None:
+            raise UsageError(
+                f"--baseline-from {baseline_from!r}: name a stage ({', '.join(names)})"
+            )
+        baseline, base_stage = release_baseline(loc, route, to, baseline_from)
     if baseline is None:
         raise UsageError(
             f"{base_stage} serves nothing on route {route}: there is no baseline to compare with",
             hint="name an explicit baseline with --baseline-from STAGE",
         )
     return Bindings(candidate, baseline, source, base_stage)
+
+
+def release_baseline(loc: Location, route: str, stage: str, value: str) -> tuple[Binding, str]:
+    """The binding `--baseline-from VALUE` names when VALUE is not a stage, and a label for it.
+
+    VALUE is an event sequence number of `stage` (`3`), a lifecycle tag
+    (`modelctl/ROUTE/STAGE/3`): the binding that event put on its stage; or a commit or an
+    ISO 8601 time: what `stage` served then, resolved as `modelctl resolve --at` does.
+    """
+    from modelctl import status
+
+    forms = (
+        f"give a stage name, an event sequence of {stage} (e.g. 3), a lifecycle tag "
+        f"(modelctl/{route}/{stage}/3), a commit, or an ISO 8601 time"
+    )
+    text = value.removeprefix("refs/tags/")
+    ref, tip = history.branch_tip(loc)
+    branch = ref.removeprefix("refs/heads/")
+    if text.isdigit() or text.startswith(f"{refs.TAG_PREFIX}/"):
+        try:
+            tag = refs.lifecycle_tag(route, stage, int(text)) if text.isdigit() else None
+            tag = tag or refs.parse_lifecycle_tag(text)
+        except UsageError as exc:
+            raise UsageError(f"--baseline-from {value!r}: {exc.message}", hint=forms) from None
+        if tag.route != route:
+            raise UsageError(
+                f"--baseline-from {value!r} is a tag of route {tag.route}, not {route}", hint=forms
+            )
+        records = history.route_records(loc, route, tip)
+        events = history.events(route, records, tag.stage)
+        event = next((e for e in events if e.seq == tag.seq), None)
+        if event is None:
+            raise UsageError(
+                f"--baseline-from {value!r}: no event {tag.seq} for {route} {tag.stage} on {branch}",
+                hint=f"see the events: modelctl history {route} --stage {tag.stage}",
+            )
+        if event.binding is None:
+            raise UsageError(
+                f"--baseline-from {value!r}: {tag.stage} served nothing on route {route} after it",
+                hint=forms,
+            )
+        return event.binding, str(tag)
+    try:
+        when = history.point_in_time(loc, value)
+    except UsageError:
+        raise UsageError(
+            f"--baseline-from {value!r} is neither a stage, an event sequence, a lifecycle tag, "
+            "a commit nor a time",
+            hint=forms,
+        ) from None
+    if when.commit is not None and not loc.store.is_ancestor(when.commit, tip):
+        raise UsageError(
+            f"--baseline-from {value!r}: commit {when.commit[:12]} is not on {branch}'s history",
+            hint=forms,
+        )
+    resolved = status.resolve(loc, route, stage, value)
+    if resolved.binding is None:
+        raise UsageError(
+            f"--baseline-from {value!r}: {stage} served nothing on route {route} at {resolved.at}",
+            hint=forms,
+        )
+    return resolved.binding, f"{stage} at {resolved.at}"
 
 
 def gate_settings(snapshot: Snapshot, stage: str) -> dict[str, Any]:
@@ -412,7 +488,9 @@ def judge_specs(snapshot: Snapshot, judges: list[str]) -> list[EvaluatorSpec]:
 def run_eval(loc: Location, req: EvalRequest, progress: Progress | None = None) -> EvalResult:
     refs.check_name(req.route, "route name")
     snapshot = snapshot_at(loc)
-    bindings = stage_bindings(snapshot, req.route, req.stage, req.candidate_from, req.baseline_from)
+    bindings = stage_bindings(
+        snapshot, req.route, req.stage, req.candidate_from, req.baseline_from, loc
+    )
     gate = gate_settings(snapshot, req.stage)
     manifest, rows = load_dataset(loc, snapshot, req.dataset, req.dataset_file)
     known = {str(r.get("id")) for r in rows}
@@ -493,7 +571,19 @@ def finish_run(
         "comparisons": comparisons[1:],
         "verdict": verdict,
     }
-    return record(loc, data, commit=commit)
+    result = record(loc, data, commit=commit)
+    if bindings.candidate == bindings.baseline:
+        from modelctl.gates import summary
+
+        result.warnings.insert(
+            0,
+            f"the candidate and the baseline are the same binding ({summary(bindings.candidate)},"
+            f" from {bindings.candidate_from} and {bindings.baseline_from}): this run compares it"
+            " with itself, shows nothing, and the eval gate will not count it; name what it"
+            " replaces with --baseline-from (a stage, an event sequence, a lifecycle tag or a"
+            " commit)",
+        )
+    return result
 
 
 def _write_results(path: Path, outcomes: Outcomes) -> None:
