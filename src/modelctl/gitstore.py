@@ -5,7 +5,8 @@ Reads go through plumbing with a constant number of processes per question (`ls-
 they are built: a private index file, `commit-tree`, and one `update-ref --stdin` transaction
 that moves the branch (compare-and-swap against the commit that was read) and creates the tags
 together or not at all. Every revision or path that came from a user follows `--end-of-options`
-or `--`.
+or `--`. Every call reads objects as committed: replace refs and grafts are ignored, and the
+caller's variables that point git at other repositories, indexes or objects are dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from modelctl.errors import ConflictError, GitError, UsageError
 
 ZERO_OID = "0" * 40
 _OID_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-# Variables git exports to hooks that would point our git calls at another index or repository.
+# Variables git exports to hooks that would point our git calls at another index or repository,
+# or make it read other objects or parents than those committed (shallow and replace bases).
 _SCRUB = (
     "GIT_DIR",
     "GIT_WORK_TREE",
@@ -39,7 +41,14 @@ _SCRUB = (
     "GIT_COMMON_DIR",
     "GIT_NAMESPACE",
     "GIT_QUARANTINE_PATH",
+    "GIT_SHALLOW_FILE",
+    "GIT_REPLACE_REF_BASE",
 )
+# Objects are read as committed, in every git call: `refs/replace/*` (which can swap any blob,
+# tree or commit for another) and grafts (which rewrite a commit's parents) are ignored.
+# GIT_NO_REPLACE_OBJECTS alone leaves `.git/info/grafts` in force (git 2.39): an empty graft
+# file turns that off too, whatever GIT_GRAFT_FILE the caller set.
+AS_COMMITTED = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": os.devnull}
 _SIGNING_CONFIG = re.compile(r"^(user\.(name|email|signingkey)|gpg\..*)$")
 
 
@@ -54,6 +63,7 @@ def _base_env() -> dict[str, str]:
         GIT_OPTIONAL_LOCKS="0",
         GIT_EDITOR="true",
     )
+    env.update(AS_COMMITTED)
     return env
 
 
@@ -95,10 +105,14 @@ def run_git(
     env: Mapping[str, str] | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run git with a scrubbed, non-interactive environment; raise GitError on failure."""
+    """Run git with a scrubbed, non-interactive environment; raise GitError on failure.
+
+    Objects are always read as committed (`AS_COMMITTED`): a caller's `env` cannot undo that.
+    """
     full_env = _base_env()
     if env:
         full_env.update(env)
+        full_env.update(AS_COMMITTED)
     try:
         proc = subprocess.run(
             ["git", *args],
@@ -208,13 +222,12 @@ class GitStore:
 
     @classmethod
     def init(cls, path: Path, branch: str = "main") -> GitStore:
-        """`git init` at `path` (GitPython: init is rare and not on any hot path)."""
-        import git  # GitPython; imported here because it costs ~60 ms at start-up
-
-        try:
-            git.Repo.init(path, initial_branch=branch)
-        except git.GitCommandError as exc:
-            raise GitError(f"git init {path} failed: {exc.stderr.strip()}") from None
+        """`git init` at `path`, through `run_git` like every other git call (its environment)."""
+        path.mkdir(parents=True, exist_ok=True)
+        proc = run_git(["init", "-q", f"--initial-branch={branch}"], cwd=path, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            raise GitError(f"git init {path} failed: {err}")
         store = cls.discover(path)
         if store is None:  # pragma: no cover - git init just succeeded
             raise GitError(f"git init {path} did not create a repository")

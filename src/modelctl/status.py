@@ -218,7 +218,7 @@ def status_json(loc: Location) -> str | None:
     return f'{head[:-1]}, "routes": {routes}}}'
 
 
-_STATUS_FORMAT = 2  # 2: a header line, then the routes encoded as --json encodes them
+_STATUS_FORMAT = 3  # 2: a header line, then routes as --json encodes them; 3: as committed
 
 
 def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusResult:
