@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from conftest import cli, git, make_registry
 from modelctl.gitstore import GitStore
-from signing import SshKey, make_ssh_key
+from signing import SshKey, make_ssh_key, set_signing, use_ssh_key
 from test_verify import (
     GPT3,
+    at,
     deploy,
+    expired_line,
     git_bytes,
+    head,
+    letter,
+    lifecycle,
     pairs,
     plain_route_edit,
+    signed_registry,
+    trust,
     verify,
 )
 
@@ -102,3 +110,125 @@ def test_caller_environment_cannot_redirect_git_init(
     assert store.toplevel == (tmp_path / "new").resolve()
     assert (tmp_path / "new" / ".git" / "HEAD").is_file()
     assert not other.exists()
+
+
+# --- 6. rollback and freeze: the checkpoint and pinned anchors ---------------------------------
+
+
+def findings_of(payload: dict[str, Any], check: str) -> list[dict[str, str]]:
+    return [f for f in payload["findings"] if f["check"] == check]
+
+
+def test_dropped_last_lifecycle_event_fails_against_the_checkpoint(repo: Path) -> None:
+    deploy(repo)
+    dropped = deploy(repo, model=GPT3)
+    assert verify(repo)[0] == 0  # the checkpoint: dropped is the last verified commit
+    # The freeze: the last event vanishes (branch reset, its tag deleted); what is left is a
+    # perfectly consistent history.
+    git(repo, "reset", "-q", "--hard", "HEAD~1")
+    git(repo, "tag", "-d", "modelctl/support-bot/dev/2")
+    code, payload = verify(repo)
+    assert code == 1
+    assert pairs(findings_of(payload, "checkpoint")) == {
+        ("checkpoint", dropped),
+        ("checkpoint", "modelctl/support-bot/dev"),
+    }
+    [gone] = [f for f in payload["findings"] if f["where"] == dropped]
+    assert "no longer contains" in gone["message"]
+    assert f"--accept-rewrite {dropped[:12]}" in gone["message"]
+    [back] = [f for f in payload["findings"] if f["where"] == "modelctl/support-bot/dev"]
+    assert "went back from 2 to 1" in back["message"]
+    # Still refused on the next run: the checkpoint is never dropped silently.
+    assert verify(repo)[0] == 1
+    wrong = cli("verify", "--accept-rewrite", head(repo), cwd=repo)
+    assert wrong.exit_code == 2 and dropped[:12] in wrong.stderr
+    code, payload = verify(repo, "--accept-rewrite", dropped[:12])
+    assert code == 0
+    assert ("checkpoint", dropped) in pairs(payload["notes"])
+    assert verify(repo)[0] == 0  # the checkpoint moved to the rewritten branch
+
+
+def _attacker_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A registry rebuilt from a new root: its allowed signers trust the attacker's key."""
+    with monkeypatch.context() as mp:  # the same files, but not the same root commit
+        for key, value in at("2026-01-01T00:00:00Z").items():
+            mp.setenv(key, value)
+        evil = make_registry(tmp_path / "evil", routes=False)
+    signed_registry(evil, make_ssh_key(tmp_path / "keys", "mallory", "mallory@example"))
+    deploy(evil)
+    return evil
+
+
+def test_history_rebuilt_from_a_new_root(
+    repo: Path, ci: SshKey, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    signed_registry(repo, ci)
+    trusted = deploy(repo)
+    root = git(repo, "rev-list", "--max-parents=0", "HEAD")
+    old = tmp_path / "old"
+    git(tmp_path, "clone", "-q", str(repo), str(old))
+    assert verify(old)[0] == 0
+    evil = _attacker_registry(tmp_path, monkeypatch)
+    assert verify(evil)[0] == 0  # self-consistent: its own signers vouch for it
+    # An old clone follows the forced update.
+    git(old, "fetch", "-q", "--force", "--tags", str(evil), "+main:refs/remotes/origin/main")
+    git(old, "reset", "-q", "--hard", "origin/main")
+    code, payload = verify(old)
+    assert code == 1
+    assert ("checkpoint", trusted) in pairs(payload["findings"])
+    # A fresh clone has no checkpoint: it needs an anchor pinned from outside.
+    fresh = tmp_path / "fresh"
+    git(tmp_path, "clone", "-q", str(evil), str(fresh))
+    assert verify(fresh)[0] == 0
+    code, payload = verify(fresh, "--trust", trusted)
+    assert code == 1
+    [finding] = payload["findings"]
+    assert finding["check"] == "anchor" and trusted[:12] in finding["message"]
+    git(fresh, "config", "modelctl.trust", trusted)
+    assert pairs(verify(fresh)[1]["findings"]) == {("anchor", trusted)}
+    git(fresh, "config", "--unset", "modelctl.trust")
+    git(fresh, "config", "modelctl.trustRoot", root)
+    code, payload = verify(fresh)
+    assert code == 1
+    [finding] = payload["findings"]
+    assert finding["check"] == "anchor" and "root" in finding["message"]
+    # The genuine registry passes with the same pins.
+    honest = tmp_path / "honest"
+    git(tmp_path, "clone", "-q", str(repo), str(honest))
+    git(honest, "config", "modelctl.trustRoot", root)
+    assert verify(honest, "--trust", trusted)[0] == 0
+
+
+# --- 5. expired keys: lifetimes checked at a time the signer did not choose -------------------
+
+
+def test_expired_key_backdated_after_the_checkpoint(
+    tmp_path: Path, ci: SshKey, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    old = make_ssh_key(tmp_path / "keys", "old", "old@example")
+    with monkeypatch.context() as mp:  # a registry from 2020, when old's key was valid
+        for key, value in at("2020-01-01T00:00:00Z").items():
+            mp.setenv(key, value)
+        repo = make_registry(tmp_path / "reg", routes=False)
+        trust(repo, ci.allowed_line, expired_line(old))
+        set_signing(repo, "required")
+    use_ssh_key(repo, old)
+    deploy(repo, env=at("2020-02-01T00:00:00Z"))
+    assert verify(repo)[0] == 0  # honest: signed in 2020, inside the key's window
+    # Years after the key expired, its holder signs an event dated inside the window, after
+    # every earlier commit: git says G, and no date goes backwards.
+    backdated = lifecycle(
+        repo, "promote", "support-bot", "--to", "staging", env=at("2020-06-01T12:00:00Z")
+    )
+    assert letter(repo, backdated) == "G"
+    use_ssh_key(repo, ci)
+    honest = lifecycle(repo, "promote", "support-bot", "--to", "production")
+    code, payload = verify(repo)
+    assert code == 1
+    [finding] = payload["findings"]
+    assert (finding["check"], finding["where"]) == ("signature", backdated)
+    assert "had expired" in finding["message"]
+    assert honest not in {f["where"] for f in payload["findings"]}
+    # Without the checkpoint the backdating cannot be told apart from an honest old event.
+    shutil.rmtree(repo / ".git" / "modelctl")
+    assert verify(repo)[0] == 0

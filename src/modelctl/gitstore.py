@@ -422,6 +422,25 @@ class GitStore:
         )
         return proc.returncode == 0
 
+    def count_only_in(self, old: str, new: str) -> int | None:
+        """How many commits of `old`'s history `new`'s lacks; None when `old` is not here."""
+        proc = self.git("rev-list", "--count", "--end-of-options", old, f"^{new}", check=False)
+        text = proc.stdout.decode().strip()
+        return int(text) if proc.returncode == 0 and text.isdigit() else None
+
+    def first_parent_ids(self, old: str, new: str) -> list[str]:
+        """The commits after `old` up to `new`, along `new`'s first parents."""
+        return self.out("rev-list", "--first-parent", "--end-of-options", new, f"^{old}").split()
+
+    def root_commits(self, tip: str) -> list[str]:
+        """The commits without parents that `tip`'s history starts from."""
+        return self.out("rev-list", "--max-parents=0", "--end-of-options", tip).split()
+
+    def config_values(self, key: str) -> list[str]:
+        """Every value of a multi-valued git config `key` (this repository's, global, system)."""
+        proc = self.git("config", "-z", "--get-all", "--end-of-options", key, check=False)
+        return [v for v in proc.stdout.decode("utf-8", "replace").split("\0") if v.strip()]
+
     # --- writing --------------------------------------------------------------------------------
 
     def write_commit_graph(self) -> str | None:
@@ -637,6 +656,39 @@ class GitStore:
                 out[parts[0]] = Signature(parts[1] or "N", parts[2], parts[3], parts[4])
         return out
 
+    def ssh_key_valid_at(self, commit: str, allowed_signers: Path, when: int) -> bool | None:
+        """Whether `allowed_signers` allows the key that made `commit`'s SSH signature at `when`
+        (seconds since the epoch); None when the commit carries no SSH signature.
+
+        git checks a key's `valid-after`/`valid-before` at the committer date, which the signer
+        chose; this asks `ssh-keygen -Y find-principals` the same question at a time known from
+        elsewhere. (git has already checked the signature itself: this is about the key only.)
+        """
+        raw = self.git("cat-file", "commit", commit).stdout
+        signature = _ssh_signature_of(raw)
+        if signature is None:
+            return None
+        stamp = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(when))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="sig-", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(signature)
+            args = ["-Y", "find-principals", "-s", name, "-f", str(allowed_signers)]
+            proc = subprocess.run(
+                ["ssh-keygen", *args, f"-Overify-time={stamp}"],
+                capture_output=True,
+                env={**_base_env(), "TZ": "UTC"},
+                check=False,
+            )
+        except FileNotFoundError:
+            raise GitError(
+                "ssh-keygen is not installed or not on PATH", hint="install OpenSSH 8.8 or newer"
+            ) from None
+        finally:
+            Path(name).unlink(missing_ok=True)
+        return proc.returncode == 0
+
     def tag_signature(self, tag_ref: str, allowed_signers: Path | None) -> Signature:
         """Whether the annotated tag at `tag_ref` carries a good signature."""
         args = _trust_args(allowed_signers)
@@ -842,6 +894,21 @@ class GitStore:
                 f"{joined} as changed; once it is free run: {command}"
             ]
         return []
+
+
+def _ssh_signature_of(commit: bytes) -> bytes | None:
+    """The SSH signature in a raw commit object's `gpgsig` header, or None."""
+    header, _, _ = commit.partition(b"\n\n")
+    lines: list[bytes] = []
+    for line in header.split(b"\n"):
+        if lines and line.startswith(b" "):
+            lines.append(line[1:])
+        elif lines:
+            break
+        elif line.startswith((b"gpgsig ", b"gpgsig-sha256 ")):
+            lines.append(line.partition(b" ")[2])
+    text = b"\n".join(lines) + b"\n"
+    return text if lines and lines[0].startswith(b"-----BEGIN SSH SIGNATURE-----") else None
 
 
 def _trust_args(allowed_signers: Path | None) -> list[str]:
