@@ -148,6 +148,14 @@ def test_dropped_last_lifecycle_event_fails_against_the_checkpoint(repo: Path) -
     assert verify(repo)[0] == 0  # the checkpoint moved to the rewritten branch
 
 
+def test_rewriting_a_branch_without_lifecycle_events_is_ordinary_work(repo: Path) -> None:
+    """A pull request's branch of new manifests gets rebased; that is not a rollback."""
+    git(repo, "commit", "-q", "--allow-empty", "-m", "add a manifest")
+    assert verify(repo)[0] == 0
+    git(repo, "commit", "-q", "--amend", "--allow-empty", "-m", "add a manifest, reworded")
+    assert verify(repo)[0] == 0
+
+
 def _attacker_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A registry rebuilt from a new root: its allowed signers trust the attacker's key."""
     with monkeypatch.context() as mp:  # the same files, but not the same root commit

@@ -861,7 +861,8 @@ def _extend(loc: Location, old: str, tip: str) -> list[_Commit] | None:
 # --- the trust anchors: rollback and freeze --------------------------------------------------
 #
 # The speed checkpoint above may be thrown away at any time (a new format, a rewrite); the
-# anchor may not. After every run without findings on a branch, `verify-anchor.json` records
+# anchor may not. After every run without findings on a branch with lifecycle events (not on a
+# detached HEAD: a CI checkout of any commit), `verify-anchor.json` records
 # the commit verified, when, and each route and stage's last sequence number. A later run whose
 # branch no longer contains that commit, or whose sequences are lower, fails until the user
 # accepts the rewrite by naming the commit (`--accept-rewrite`) or deletes the file on purpose.
@@ -1176,7 +1177,9 @@ def _result(
     )
     if checkpoint is not None:
         _save_checkpoint(loc, branch, checkpoint)
-    if not audit.findings and branch != "HEAD":
+    # Only a branch with lifecycle history is anchored: rebasing one without (a pull request's
+    # branch of new manifests) is ordinary work, not a rollback.
+    if not audit.findings and branch != "HEAD" and (audit.state.last_seq or anchor is not None):
         if accepted:  # what reached the branch since the old anchor is not known: none late
             late = {}
         seqs = dict(audit.state.last_seq)
