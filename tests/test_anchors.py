@@ -156,6 +156,19 @@ def test_rewriting_a_branch_without_lifecycle_events_is_ordinary_work(repo: Path
     assert verify(repo)[0] == 0
 
 
+def test_unreadable_checkpoint_is_an_error_not_a_fresh_start(repo: Path) -> None:
+    deploy(repo)
+    assert verify(repo)[0] == 0
+    anchor = repo / ".git" / "modelctl" / "verify-anchor.json"
+    anchor.write_text("{not json")
+    result = cli("verify", cwd=repo)
+    assert result.exit_code == 4
+    assert "verify-anchor.json cannot be read" in result.stderr and "delete it" in result.stderr
+    anchor.unlink()  # deliberately: the next clean run starts a new checkpoint
+    assert verify(repo)[0] == 0
+    assert anchor.is_file()
+
+
 def _attacker_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A registry rebuilt from a new root: its allowed signers trust the attacker's key."""
     with monkeypatch.context() as mp:  # the same files, but not the same root commit

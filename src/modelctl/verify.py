@@ -519,16 +519,25 @@ def _check_signatures(
     for oid in wanted:
         mode = trust[oid][0]
         sig = sigs.get(oid, Signature("N", "", ""))
-        if oid in expired:
-            findings.append(Finding("signature", oid, expired[oid]))
-            continue
-        if sig.good and not _unpinned(sig, gpg_pins.get(oid, ())):
-            continue
         what = (
             "commit changing the signing settings or allowed signers"
             if oid in trust_changes
             else "lifecycle commit"
         )
+        if oid in expired:
+            findings.append(
+                Finding(
+                    "signature",
+                    oid,
+                    f"{what} is signed by a key ({sig.signer or sig.key}) that had expired by "
+                    f"{history.iso(expired[oid])}, when verify last checked the branch and the "
+                    "commit was not on it: its committer date was set back into the key's "
+                    "lifetime",
+                )
+            )
+            continue
+        if sig.good and not _unpinned(sig, gpg_pins.get(oid, ())):
+            continue
         text = f"{what} {_describe(sig)}"
         if sig.status == "N" and mode == "optional":
             notes.append(Finding("signature", oid, text + " (signing: optional)"))
@@ -542,15 +551,16 @@ def _expired_when_seen(
     sigs: dict[str, Signature],
     files: dict[str, Path],
     late: dict[str, int],
-) -> dict[str, str]:
-    """Commits git found good whose SSH key had expired by the time they reached the branch.
+) -> dict[str, int]:
+    """Commits git found good whose SSH key had expired by the time they reached the branch
+    (-> that time).
 
     git checks `valid-before` at the committer date, which the signer picks; `late` holds, for
     commits that reached the branch after a checkpoint although their date is earlier, the
     checkpoint's time: they cannot have been on the branch before it. Only a trust file with a
     key lifetime needs the check, so registries without one pay nothing.
     """
-    out = {}
+    out: dict[str, int] = {}
     for oid, bound in late.items():
         blob, sig = wanted.get(oid), sigs.get(oid)
         path = files.get(blob) if blob else None
@@ -559,11 +569,7 @@ def _expired_when_seen(
         if b"valid-before" not in path.read_bytes():
             continue
         if loc.store.ssh_key_valid_at(oid, path, bound) is False:
-            out[oid] = (
-                f"lifecycle commit is signed by a key ({sig.signer or sig.key}) that had expired "
-                f"by {history.iso(bound)}, when verify last checked the branch and the commit "
-                "was not on it: its committer date was set back into the key's lifetime"
-            )
+            out[oid] = bound
     return out
 
 
@@ -885,8 +891,8 @@ class _Anchor:
     commit: str
     verified_at: int
     seqs: dict[tuple[str, str], int]
-    # Lifecycle commits that reached the branch after an earlier anchor although their committer
-    # date is earlier -> that anchor's time: the earliest they can have been on the branch.
+    # Signed-for commits that reached the branch after an earlier anchor although their
+    # committer date is earlier -> that anchor's time: the earliest they were on the branch.
     late: dict[str, int]
 
     def to_json(self) -> dict[str, Any]:
@@ -953,11 +959,13 @@ def _anchor_key(loc: Location, branch: str) -> str:
 
 
 def _late(loc: Location, tip: str, anchor: _Anchor | None, audit: _Audit) -> dict[str, int]:
-    """The anchor's late commits plus the lifecycle commits new since it dated before it."""
+    """The anchor's late commits, plus the signed-for commits (lifecycle and trust changes)
+    new since it but dated before it."""
     if anchor is None:
         return {}
     late = dict(anchor.late)
-    early = [c for c in audit.checked_lifecycle if c.time < anchor.verified_at]
+    checked = [*audit.checked_lifecycle, *audit.checked_trust]
+    early = [c for c in checked if c.time < anchor.verified_at]
     if early and anchor.commit != tip and loc.store.is_ancestor(anchor.commit, tip):
         new = set(loc.store.first_parent_ids(anchor.commit, tip))
         late.update({c.oid: anchor.verified_at for c in early if c.oid in new})
