@@ -112,6 +112,27 @@ def test_caller_environment_cannot_redirect_git_init(
     assert not other.exists()
 
 
+def test_no_module_reads_git_around_gitstore() -> None:
+    """GitPython would run git with the process's own environment: replace refs honoured."""
+    import ast
+
+    import modelctl
+
+    offenders = []
+    for path in Path(modelctl.__file__).parent.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(n == "git" or n.startswith("git.") for n in names):
+                offenders.append(f"{path.name}:{node.lineno}")
+    assert offenders == []
+
+
 # --- 6. rollback and freeze: the checkpoint and pinned anchors ---------------------------------
 
 
