@@ -16,7 +16,11 @@ Findings (each fails verify):
   by digest (a prompt's `template_file`, a dataset's local `uri`);
 - a lifecycle commit touching more than its route file (and eval records), or made for
   another branch (`Modelctl-Ref`);
-- route-file changes made outside modelctl (unattested).
+- route-file changes made outside modelctl (unattested);
+- a commit signed by an SSH key that had expired by the time the commit reached the branch
+  (after the anchor below, though dated before it);
+- a history that no longer contains the last commit verify accepted here, or whose sequences
+  went back (the anchor, `verify-anchor.json`), or that lacks a pinned commit or root.
 Unsigned lifecycle commits in a registry with `signing: optional` are listed as notes.
 
 Every run leaves a checkpoint (`.git/modelctl/verify-checkpoint.json`): the audit's state
@@ -561,12 +565,15 @@ def _expired_when_seen(
     key lifetime needs the check, so registries without one pay nothing.
     """
     out: dict[str, int] = {}
+    lifetimes: dict[Path, bool] = {}
     for oid, bound in late.items():
         blob, sig = wanted.get(oid), sigs.get(oid)
         path = files.get(blob) if blob else None
         if sig is None or not sig.good or sig.gpg or path is None:
             continue
-        if b"valid-before" not in path.read_bytes():
+        if path not in lifetimes:
+            lifetimes[path] = b"valid-before" in path.read_bytes()
+        if not lifetimes[path]:
             continue
         if loc.store.ssh_key_valid_at(oid, path, bound) is False:
             out[oid] = bound
