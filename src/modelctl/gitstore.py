@@ -299,13 +299,7 @@ class GitStore:
         Keys come as `git config --get-regexp` prints them: section and name lowercased.
         """
         if self._signing_settings is None:
-            raw = self.git("config", "-z", "--get-regexp", r"^(user|gpg)\.", check=False).stdout
-            pairs = []
-            for record in raw.decode("utf-8", "replace").split("\0"):
-                if record:
-                    key, _, value = record.partition("\n")
-                    pairs.append((key, value))
-            self._signing_settings = pairs
+            self._signing_settings = self.config_values(r"^(user|gpg)\.")
         return self._signing_settings
 
     def signing_key_configured(self) -> bool:
@@ -436,10 +430,16 @@ class GitStore:
         """The commits without parents that `tip`'s history starts from."""
         return self.out("rev-list", "--max-parents=0", "--end-of-options", tip).split()
 
-    def config_values(self, key: str) -> list[str]:
-        """Every value of a multi-valued git config `key` (this repository's, global, system)."""
-        proc = self.git("config", "-z", "--get-all", "--end-of-options", key, check=False)
-        return [v for v in proc.stdout.decode("utf-8", "replace").split("\0") if v.strip()]
+    def config_values(self, pattern: str) -> list[tuple[str, str]]:
+        """(key, value) of every git config setting whose key matches the regex `pattern`
+        (this repository's, global and system), in git's order; keys lowercased by git."""
+        raw = self.git("config", "-z", "--get-regexp", pattern, check=False).stdout
+        pairs = []
+        for record in raw.decode("utf-8", "replace").split("\0"):
+            if record:
+                key, _, value = record.partition("\n")
+                pairs.append((key, value))
+        return pairs
 
     # --- writing --------------------------------------------------------------------------------
 

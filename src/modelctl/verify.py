@@ -1077,8 +1077,9 @@ def _check_pins(loc: Location, branch: str, tip: str, guard: Guard, audit: _Audi
 
 def pinned_guard(loc: Location, trust: list[str], accept_rewrite: str | None) -> Guard:
     """`--trust` revisions plus the clone's `modelctl.trust` and `modelctl.trustRoot` config."""
-    pins = [*trust, *loc.store.config_values("modelctl.trust")]
-    roots = loc.store.config_values("modelctl.trustroot")
+    config = [(k, v.strip()) for k, v in loc.store.config_values(r"^modelctl\.trust(root)?$")]
+    pins = [*trust, *(value for key, value in config if key == "modelctl.trust" and value)]
+    roots = [value for key, value in config if key == "modelctl.trustroot" and value]
     return Guard(pins, roots, accept_rewrite)
 
 
