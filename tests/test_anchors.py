@@ -218,6 +218,9 @@ def test_history_rebuilt_from_a_new_root(
     code, payload = verify(old)
     assert code == 1
     assert ("checkpoint", trusted) in pairs(payload["findings"])
+    code, payload = verify(old, "--trust", trusted)  # still here, but not on the branch
+    [pinned] = findings_of(payload, "anchor")
+    assert pinned["where"] == trusted and "is not in the history of main" in pinned["message"]
     # A fresh clone has no checkpoint: it needs an anchor pinned from outside.
     fresh = tmp_path / "fresh"
     git(tmp_path, "clone", "-q", str(evil), str(fresh))
