@@ -81,11 +81,17 @@ def _hide_with_graft(repo: Path, how: str, child: str, parent: str) -> dict[str,
         graft = repo.parent / "grafts"
         graft.write_text(f"{child} {parent}\n")
         return {"GIT_GRAFT_FILE": str(graft)}
+    if how == "GIT_SHALLOW_FILE":  # cuts `child` off from all its parents
+        shallow = repo.parent / "shallow"
+        shallow.write_text(f"{child}\n")
+        return {"GIT_SHALLOW_FILE": str(shallow)}
     git(repo, "replace", "--graft", child, parent)
     return {}
 
 
-@pytest.mark.parametrize("how", ["grafts file", "GIT_GRAFT_FILE", "replace --graft"])
+@pytest.mark.parametrize(
+    "how", ["grafts file", "GIT_GRAFT_FILE", "replace --graft", "GIT_SHALLOW_FILE"]
+)
 def test_graft_cannot_hide_a_commit_from_verify(repo: Path, how: str) -> None:
     first = deploy(repo)
     hidden = plain_route_edit(repo, "an unattested change")
