@@ -5,7 +5,8 @@ Reads go through plumbing with a constant number of processes per question (`ls-
 they are built: a private index file, `commit-tree`, and one `update-ref --stdin` transaction
 that moves the branch (compare-and-swap against the commit that was read) and creates the tags
 together or not at all. Every revision or path that came from a user follows `--end-of-options`
-or `--`.
+or `--`. Every call reads objects as committed: replace refs and grafts are ignored, and the
+caller's variables that point git at other repositories, indexes or objects are dropped.
 """
 
 from __future__ import annotations
@@ -28,7 +29,8 @@ from modelctl.errors import ConflictError, GitError, UsageError
 
 ZERO_OID = "0" * 40
 _OID_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
-# Variables git exports to hooks that would point our git calls at another index or repository.
+# Variables git exports to hooks that would point our git calls at another index or repository,
+# or make it read other objects or parents than those committed (shallow and replace bases).
 _SCRUB = (
     "GIT_DIR",
     "GIT_WORK_TREE",
@@ -39,7 +41,14 @@ _SCRUB = (
     "GIT_COMMON_DIR",
     "GIT_NAMESPACE",
     "GIT_QUARANTINE_PATH",
+    "GIT_SHALLOW_FILE",
+    "GIT_REPLACE_REF_BASE",
 )
+# Objects are read as committed, in every git call: `refs/replace/*` (which can swap any blob,
+# tree or commit for another) and grafts (which rewrite a commit's parents) are ignored.
+# GIT_NO_REPLACE_OBJECTS alone leaves `.git/info/grafts` in force (git 2.39): an empty graft
+# file turns that off too, whatever GIT_GRAFT_FILE the caller set.
+AS_COMMITTED = {"GIT_NO_REPLACE_OBJECTS": "1", "GIT_GRAFT_FILE": os.devnull}
 _SIGNING_CONFIG = re.compile(r"^(user\.(name|email|signingkey)|gpg\..*)$")
 
 
@@ -54,6 +63,7 @@ def _base_env() -> dict[str, str]:
         GIT_OPTIONAL_LOCKS="0",
         GIT_EDITOR="true",
     )
+    env.update(AS_COMMITTED)
     return env
 
 
@@ -95,10 +105,14 @@ def run_git(
     env: Mapping[str, str] | None = None,
     check: bool = True,
 ) -> subprocess.CompletedProcess[bytes]:
-    """Run git with a scrubbed, non-interactive environment; raise GitError on failure."""
+    """Run git with a scrubbed, non-interactive environment; raise GitError on failure.
+
+    Objects are always read as committed (`AS_COMMITTED`): a caller's `env` cannot undo that.
+    """
     full_env = _base_env()
     if env:
         full_env.update(env)
+        full_env.update(AS_COMMITTED)
     try:
         proc = subprocess.run(
             ["git", *args],
@@ -208,13 +222,12 @@ class GitStore:
 
     @classmethod
     def init(cls, path: Path, branch: str = "main") -> GitStore:
-        """`git init` at `path` (GitPython: init is rare and not on any hot path)."""
-        import git  # GitPython; imported here because it costs ~60 ms at start-up
-
-        try:
-            git.Repo.init(path, initial_branch=branch)
-        except git.GitCommandError as exc:
-            raise GitError(f"git init {path} failed: {exc.stderr.strip()}") from None
+        """`git init` at `path`, through `run_git` like every other git call (its environment)."""
+        path.mkdir(parents=True, exist_ok=True)
+        proc = run_git(["init", "-q", f"--initial-branch={branch}"], cwd=path, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace").strip()
+            raise GitError(f"git init {path} failed: {err}")
         store = cls.discover(path)
         if store is None:  # pragma: no cover - git init just succeeded
             raise GitError(f"git init {path} did not create a repository")
@@ -286,13 +299,7 @@ class GitStore:
         Keys come as `git config --get-regexp` prints them: section and name lowercased.
         """
         if self._signing_settings is None:
-            raw = self.git("config", "-z", "--get-regexp", r"^(user|gpg)\.", check=False).stdout
-            pairs = []
-            for record in raw.decode("utf-8", "replace").split("\0"):
-                if record:
-                    key, _, value = record.partition("\n")
-                    pairs.append((key, value))
-            self._signing_settings = pairs
+            self._signing_settings = self.config_values(r"^(user|gpg)\.")
         return self._signing_settings
 
     def signing_key_configured(self) -> bool:
@@ -436,6 +443,31 @@ class GitStore:
             "merge-base", "--is-ancestor", "--end-of-options", older, newer, check=False
         )
         return proc.returncode == 0
+
+    def count_only_in(self, old: str, new: str) -> int | None:
+        """How many commits of `old`'s history `new`'s lacks; None when `old` is not here."""
+        proc = self.git("rev-list", "--count", "--end-of-options", old, f"^{new}", check=False)
+        text = proc.stdout.decode().strip()
+        return int(text) if proc.returncode == 0 and text.isdigit() else None
+
+    def first_parent_ids(self, old: str, new: str) -> list[str]:
+        """The commits after `old` up to `new`, along `new`'s first parents."""
+        return self.out("rev-list", "--first-parent", "--end-of-options", new, f"^{old}").split()
+
+    def root_commits(self, tip: str) -> list[str]:
+        """The commits without parents that `tip`'s history starts from."""
+        return self.out("rev-list", "--max-parents=0", "--end-of-options", tip).split()
+
+    def config_values(self, pattern: str) -> list[tuple[str, str]]:
+        """(key, value) of every git config setting whose key matches the regex `pattern`
+        (this repository's, global and system), in git's order; keys lowercased by git."""
+        raw = self.git("config", "-z", "--get-regexp", pattern, check=False).stdout
+        pairs = []
+        for record in raw.decode("utf-8", "replace").split("\0"):
+            if record:
+                key, _, value = record.partition("\n")
+                pairs.append((key, value))
+        return pairs
 
     # --- writing --------------------------------------------------------------------------------
 
@@ -652,6 +684,39 @@ class GitStore:
                 out[parts[0]] = Signature(parts[1] or "N", parts[2], parts[3], parts[4])
         return out
 
+    def ssh_key_valid_at(self, commit: str, allowed_signers: Path, when: int) -> bool | None:
+        """Whether `allowed_signers` allows the key that made `commit`'s SSH signature at `when`
+        (seconds since the epoch); None when the commit carries no SSH signature.
+
+        git checks a key's `valid-after`/`valid-before` at the committer date, which the signer
+        chose; this asks `ssh-keygen -Y find-principals` the same question at a time known from
+        elsewhere. (git has already checked the signature itself: this is about the key only.)
+        """
+        raw = self.git("cat-file", "commit", commit).stdout
+        signature = _ssh_signature_of(raw)
+        if signature is None:
+            return None
+        stamp = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(when))
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix="sig-", dir=self.state_dir)
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(signature)
+            args = ["-Y", "find-principals", "-s", name, "-f", str(allowed_signers)]
+            proc = subprocess.run(
+                ["ssh-keygen", *args, f"-Overify-time={stamp}"],
+                capture_output=True,
+                env={**_base_env(), "TZ": "UTC"},
+                check=False,
+            )
+        except FileNotFoundError:
+            raise GitError(
+                "ssh-keygen is not installed or not on PATH", hint="install OpenSSH 8.8 or newer"
+            ) from None
+        finally:
+            Path(name).unlink(missing_ok=True)
+        return proc.returncode == 0
+
     def tag_signature(self, tag_ref: str, allowed_signers: Path | None) -> Signature:
         """Whether the annotated tag at `tag_ref` carries a good signature."""
         args = _trust_args(allowed_signers)
@@ -857,6 +922,21 @@ class GitStore:
                 f"{joined} as changed; once it is free run: {command}"
             ]
         return []
+
+
+def _ssh_signature_of(commit: bytes) -> bytes | None:
+    """The SSH signature in a raw commit object's `gpgsig` header, or None."""
+    header, _, _ = commit.partition(b"\n\n")
+    lines: list[bytes] = []
+    for line in header.split(b"\n"):
+        if lines and line.startswith(b" "):
+            lines.append(line[1:])
+        elif lines:
+            break
+        elif line.startswith((b"gpgsig ", b"gpgsig-sha256 ")):
+            lines.append(line.partition(b" ")[2])
+    text = b"\n".join(lines) + b"\n"
+    return text if lines and lines[0].startswith(b"-----BEGIN SSH SIGNATURE-----") else None
 
 
 def _trust_args(allowed_signers: Path | None) -> list[str]:

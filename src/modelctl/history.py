@@ -27,7 +27,7 @@ from modelctl.atomic import write_atomic
 from modelctl.errors import GitError, UsageError
 from modelctl.registry import Location
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3  # 3: read with replace objects and grafts ignored
 LIFECYCLE_ACTIONS = ("deploy", "promote", "rollback", "import")
 _FIELDS = ("%H", "%P", "%ct", "%an", "%ae", "%cn", "%ce", "%(trailers:only,unfold)")
 LOG_FORMAT = "%x1e" + "%x00".join(_FIELDS) + "%x00"

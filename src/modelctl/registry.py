@@ -2,8 +2,10 @@
 
 Reading a revision costs `rev-parse`, `ls-tree` and one `cat-file --batch`, whatever the number
 of files. Parsed snapshots are cached under the git directory keyed by the registry's tree id,
-which is content-addressed, so a cache entry never needs invalidating; entries of the previous
-snapshot are reused by blob id, so a commit that changes one file re-parses one file.
+which is content-addressed, so a cache entry never needs invalidating (gitstore reads every
+object as committed, never a replace object or graft, so a tree id names what was parsed);
+entries of the previous snapshot are reused by blob id, so a commit that changes one file
+re-parses one file.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from modelctl.atomic import write_atomic
 from modelctl.errors import GitError, Problem, RegistryNotFound, UsageError
 from modelctl.gitstore import GitStore, blob_id
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4  # 4: read with replace objects and grafts ignored (older may hold them)
 MAX_MANIFEST_BYTES = 1024 * 1024  # the strict loader's limit (modelctl.yamlio.MAX_BYTES)
 # Kind folders whose files are immutable once committed.
 VERSIONED = ("models", "prompts", "judges", "datasets", "evals")

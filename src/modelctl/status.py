@@ -254,7 +254,7 @@ def status_json(loc: Location) -> str | None:
     return f'{head[:-1]}, "routes": {routes}}}'
 
 
-_STATUS_FORMAT = 3  # a header line, then the routes encoded as --json encodes them
+_STATUS_FORMAT = 4  # a header line, then routes as --json encodes them (canaries shown), as committed
 
 
 def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusResult:

@@ -16,7 +16,11 @@ Findings (each fails verify):
   by digest (a prompt's `template_file`, a dataset's local `uri`);
 - a lifecycle commit touching more than its route file (and eval records), or made for
   another branch (`Modelctl-Ref`);
-- route-file changes made outside modelctl (unattested).
+- route-file changes made outside modelctl (unattested);
+- a commit signed by an SSH key that had expired by the time the commit reached the branch
+  (after the anchor below, though dated before it);
+- a history that no longer contains the last commit verify accepted here, or whose sequences
+  went back (the anchor, `verify-anchor.json`), or that lacks a pinned commit or root.
 Unsigned lifecycle commits in a registry with `signing: optional` are listed as notes.
 
 Every run leaves a checkpoint (`.git/modelctl/verify-checkpoint.json`): the audit's state
@@ -501,6 +505,7 @@ def _check_signatures(
     notes: list[Finding],
     trust_changes: set[str],
     gpg_pins: dict[str, tuple[str, ...]],
+    late: dict[str, int],
 ) -> None:
     # A change to the trust settings is held to `signing: required` only (in force in its
     # parent); an optional registry promises nothing about who edits its settings.
@@ -514,21 +519,65 @@ def _check_signatures(
     checking = progress.bar("checking commit signatures", total=len(wanted))
     with _trust_files(loc, blobs) as files, checking as advance:
         sigs = _commit_signatures(loc, wanted, files, advance)
+        expired = _expired_when_seen(loc, wanted, sigs, files, late)
     for oid in wanted:
         mode = trust[oid][0]
         sig = sigs.get(oid, Signature("N", "", ""))
-        if sig.good and not _unpinned(sig, gpg_pins.get(oid, ())):
-            continue
         what = (
             "commit changing the signing settings or allowed signers"
             if oid in trust_changes
             else "lifecycle commit"
         )
+        if oid in expired:
+            findings.append(
+                Finding(
+                    "signature",
+                    oid,
+                    f"{what} is signed by a key ({sig.signer or sig.key}) that had expired by "
+                    f"{history.iso(expired[oid])}, when verify last checked the branch and the "
+                    "commit was not on it: its committer date was set back into the key's "
+                    "lifetime",
+                )
+            )
+            continue
+        if sig.good and not _unpinned(sig, gpg_pins.get(oid, ())):
+            continue
         text = f"{what} {_describe(sig)}"
         if sig.status == "N" and mode == "optional":
             notes.append(Finding("signature", oid, text + " (signing: optional)"))
         else:
             findings.append(Finding("signature", oid, text))
+
+
+def _expired_when_seen(
+    loc: Location,
+    wanted: dict[str, str | None],
+    sigs: dict[str, Signature],
+    files: dict[str, Path],
+    late: dict[str, int],
+) -> dict[str, int]:
+    """Commits git found good whose SSH key had expired by the time they reached the branch
+    (-> that time).
+
+    git checks `valid-before` at the committer date, which the signer picks; `late` holds, for
+    commits that reached the branch after a checkpoint although their date is earlier, the
+    checkpoint's time: they cannot have been on the branch before it. Only a trust file with a
+    key lifetime needs the check, so registries without one pay nothing.
+    """
+    out: dict[str, int] = {}
+    lifetimes: dict[Path, bool] = {}
+    for oid, bound in late.items():
+        blob, sig = wanted.get(oid), sigs.get(oid)
+        path = files.get(blob) if blob else None
+        if sig is None or not sig.good or sig.gpg or path is None:
+            continue
+        if path not in lifetimes:
+            lifetimes[path] = b"valid-before" in path.read_bytes()
+        if not lifetimes[path]:
+            continue
+        if loc.store.ssh_key_valid_at(oid, path, bound) is False:
+            out[oid] = bound
+    return out
 
 
 # --- tags ---------------------------------------------------------------------------------------
@@ -822,12 +871,239 @@ def _extend(loc: Location, old: str, tip: str) -> list[_Commit] | None:
     return new if new and new[0].parents[:1] == [old] else None
 
 
+# --- the trust anchors: rollback and freeze --------------------------------------------------
+#
+# The speed checkpoint above may be thrown away at any time (a new format, a rewrite); the
+# anchor may not. After every run without findings on a branch with lifecycle events (not on a
+# detached HEAD: a CI checkout of any commit), `verify-anchor.json` records
+# the commit verified, when, and each route and stage's last sequence number. A later run whose
+# branch no longer contains that commit, or whose sequences are lower, fails until the user
+# accepts the rewrite by naming the commit (`--accept-rewrite`) or deletes the file on purpose.
+
+ANCHOR_FORMAT = 1
+_LATE_KEPT = 10_000  # late commits an anchor remembers (only lifecycle commits dated too early)
+
+
+@dataclass
+class Guard:
+    """What verify holds the history to besides its own consistency."""
+
+    pins: list[str] = field(default_factory=list)  # commits that must be in the history
+    roots: list[str] = field(default_factory=list)  # the root commit the history must start at
+    accept_rewrite: str | None = None  # the checkpoint commit the user accepts losing
+
+
+@dataclass
+class _Anchor:
+    commit: str
+    verified_at: int
+    seqs: dict[tuple[str, str], int]
+    # Signed-for commits that reached the branch after an earlier anchor although their
+    # committer date is earlier -> that anchor's time: the earliest they were on the branch.
+    late: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        seqs = [[route, stage, n] for (route, stage), n in sorted(self.seqs.items())]
+        return {
+            "commit": self.commit,
+            "verified_at": self.verified_at,
+            "seqs": seqs,
+            "late": self.late,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> _Anchor:
+        commit, when = data["commit"], data["verified_at"]
+        if not isinstance(commit, str) or not isinstance(when, int):
+            raise ValueError("malformed anchor")
+        seqs = {(str(route), str(stage)): int(n) for route, stage, n in data["seqs"]}
+        late = {str(k): int(v) for k, v in data["late"].items()}
+        return cls(commit, when, seqs, late)
+
+
+def _anchor_path(loc: Location) -> Path:
+    return loc.store.state_dir / "verify-anchor.json"
+
+
+def _load_anchors(loc: Location) -> dict[str, _Anchor]:
+    """Every branch's anchor; a file that exists but cannot be read is an error, not a miss."""
+    path = _anchor_path(loc)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise _anchor_error(path, exc.strerror or str(exc)) from None
+    try:
+        data = json.loads(text)
+        if data["format"] != ANCHOR_FORMAT:
+            raise ValueError(f"format {data['format']!r}, this modelctl reads {ANCHOR_FORMAT}")
+        return {str(k): _Anchor.from_json(v) for k, v in data["anchors"].items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise _anchor_error(path, str(exc) or type(exc).__name__) from None
+
+
+def _anchor_error(path: Path, why: str) -> Exception:
+    from modelctl.errors import GitError
+
+    return GitError(
+        f"the verify checkpoint {path} cannot be read ({why}): the last verified state of the "
+        "registry is unknown",
+        hint="restore the file; or, if it was removed or replaced on purpose, delete it and run "
+        "verify again (the next clean run records a new checkpoint)",
+    )
+
+
+def _save_anchors(loc: Location, anchors: dict[str, _Anchor]) -> None:
+    payload = {"format": ANCHOR_FORMAT, "anchors": {k: a.to_json() for k, a in anchors.items()}}
+    with contextlib.suppress(OSError):  # a read-only git dir: nothing to compare next time
+        _anchor_path(loc).parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(_anchor_path(loc), json.dumps(payload, separators=(",", ":")))
+
+
+def _anchor_key(loc: Location, branch: str) -> str:
+    return f"{branch}\0{loc.prefix}"
+
+
+def _late(loc: Location, tip: str, anchor: _Anchor | None, audit: _Audit) -> dict[str, int]:
+    """The anchor's late commits, plus the signed-for commits (lifecycle and trust changes)
+    new since it but dated before it."""
+    if anchor is None:
+        return {}
+    late = dict(anchor.late)
+    checked = [*audit.checked_lifecycle, *audit.checked_trust]
+    early = [c for c in checked if c.time < anchor.verified_at]
+    if early and anchor.commit != tip and loc.store.is_ancestor(anchor.commit, tip):
+        new = set(loc.store.first_parent_ids(anchor.commit, tip))
+        late.update({c.oid: anchor.verified_at for c in early if c.oid in new})
+    return late
+
+
+def _check_anchor(
+    loc: Location, branch: str, tip: str, anchor: _Anchor, audit: _Audit, accept: str | None
+) -> bool:
+    """Findings when the history lost the anchor's commit or a sequence went back.
+
+    Returns whether such a loss was accepted (`--accept-rewrite` naming the commit): then they
+    are notes instead.
+    """
+    name = branch.removeprefix("refs/heads/")
+    when = history.iso(anchor.verified_at)
+    accepted = accept is not None and _names(accept, anchor.commit)
+    out = audit.notes if accepted else audit.findings
+    how = (
+        "accepted with --accept-rewrite"
+        if accepted
+        else "if this was intended, accept it: modelctl verify --accept-rewrite "
+        f"{anchor.commit[:12]}"
+    )
+    lost = False
+    if anchor.commit != tip and not loc.store.is_ancestor(anchor.commit, tip):
+        lost = True
+        dropped = loc.store.count_only_in(anchor.commit, tip)
+        gone = (
+            f"{dropped} commit(s) of the verified history are not on it"
+            if dropped is not None
+            else "its objects are not in this clone"
+        )
+        out.append(
+            Finding(
+                "checkpoint",
+                anchor.commit,
+                f"the history of {name} no longer contains {anchor.commit[:12]}, which verify "
+                f"accepted at {when}: {gone}; the branch was reset, rebuilt or force-pushed "
+                f"(a rollback or freeze attack, or a rewrite); {how}",
+            )
+        )
+    for (route, stage), seq in sorted(anchor.seqs.items()):
+        now = audit.state.last_seq.get((route, stage), 0)
+        if now < seq:
+            lost = True
+            out.append(
+                Finding(
+                    "checkpoint",
+                    f"{refs.TAG_PREFIX}/{route}/{stage}",
+                    f"{route} {stage}: the sequence went back from {seq} to {now} since verify "
+                    f"accepted {anchor.commit[:12]} at {when}: lifecycle events were dropped; "
+                    f"{how}",
+                )
+            )
+    return accepted and lost
+
+
+def _names(prefix: str, commit: str) -> bool:
+    text = prefix.strip().lower()
+    return len(text) >= 7 and commit.startswith(text)
+
+
+def _check_pins(loc: Location, branch: str, tip: str, guard: Guard, audit: _Audit) -> None:
+    """Findings for pinned commits missing from the history and a root that is not pinned."""
+    name = branch.removeprefix("refs/heads/")
+    for rev in dict.fromkeys(guard.pins):
+        commit = loc.store.resolve(rev)
+        if commit is None:
+            audit.findings.append(
+                Finding(
+                    "anchor",
+                    rev,
+                    f"the pinned commit {rev} is not in this repository: the history was "
+                    "rebuilt without it, or this clone lacks it (a shallow clone: fetch the "
+                    "whole history)",
+                )
+            )
+        elif not loc.store.is_ancestor(commit, tip):
+            audit.findings.append(
+                Finding(
+                    "anchor",
+                    commit,
+                    f"the pinned commit {commit[:12]} ({rev}) is not in the history of {name}: "
+                    "it was rewritten or rolled back past it",
+                )
+            )
+    if guard.roots:
+        roots = loc.store.root_commits(tip)
+        for pinned in dict.fromkeys(guard.roots):
+            if not any(_names(pinned, root) for root in roots):
+                starts = ", ".join(r[:12] for r in roots)
+                audit.findings.append(
+                    Finding(
+                        "anchor",
+                        pinned,
+                        f"the history of {name} starts at {starts}, not at the pinned root "
+                        f"{pinned[:12]}: it was rebuilt from a new root",
+                    )
+                )
+
+
+def pinned_guard(loc: Location, trust: list[str], accept_rewrite: str | None) -> Guard:
+    """`--trust` revisions plus the clone's `modelctl.trust` and `modelctl.trustRoot` config."""
+    config = [(k, v.strip()) for k, v in loc.store.config_values(r"^modelctl\.trust(root)?$")]
+    pins = [*trust, *(value for key, value in config if key == "modelctl.trust" and value)]
+    roots = [value for key, value in config if key == "modelctl.trustroot" and value]
+    return Guard(pins, roots, accept_rewrite)
+
+
 # --- verify -------------------------------------------------------------------------------------
 
 
-def verify(loc: Location, since: str | None = None) -> VerifyResult:
+def verify(loc: Location, since: str | None = None, guard: Guard | None = None) -> VerifyResult:
     started = time.perf_counter()
+    guard = guard or Guard()
     branch, tip = history.branch_tip(loc)
+    anchors = _load_anchors(loc)
+    anchor = anchors.get(_anchor_key(loc, branch)) if branch != "HEAD" else None
+    if guard.accept_rewrite is not None and (
+        anchor is None or not _names(guard.accept_rewrite, anchor.commit)
+    ):
+        from modelctl.errors import UsageError
+
+        where = f"is {anchor.commit}" if anchor else "does not exist"
+        raise UsageError(
+            f"--accept-rewrite {guard.accept_rewrite}: the verify checkpoint of "
+            f"{branch.removeprefix('refs/heads/')} {where}",
+            hint="name the commit the checkpoint finding reports (at least 7 characters)",
+        )
+    context = (guard, anchors, anchor)
     base = None
     if since is not None:
         base = loc.store.resolve(since)
@@ -837,7 +1113,7 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
             raise UsageError(f"--since {since!r} is not a commit or tag")
         resumed = _resume(loc, branch, tip, base)
         if resumed is not None:
-            return _result(branch, tip, started, *resumed)
+            return _result(branch, tip, started, *resumed, context)
     commits = _commits(loc, tip)
     start_index = 0
     if base is not None:
@@ -852,7 +1128,8 @@ def verify(loc: Location, since: str | None = None) -> VerifyResult:
     verdicts = _judge_tags(loc, audit, None, None)
     base_oid = commits[window_start - 1].oid if window_start else None
     checkpoint = _Checkpoint(tip, base_oid, window_state, commits[window_start:], verdicts)
-    return _result(branch, tip, started, audit, verdicts, len(commits) - start_index, checkpoint)
+    count = len(commits) - start_index
+    return _result(branch, tip, started, audit, verdicts, count, checkpoint, context)
 
 
 def _resume(
@@ -894,8 +1171,11 @@ def _result(
     verdicts: _Tags,
     commits: int,
     checkpoint: _Checkpoint | None,
+    context: tuple[Guard, dict[str, _Anchor], _Anchor | None],
 ) -> VerifyResult:
     loc = audit.loc
+    guard, anchors, anchor = context
+    late = _late(loc, tip, anchor, audit)
     _check_signatures(
         loc,
         [*audit.checked_lifecycle, *audit.checked_trust],
@@ -904,10 +1184,27 @@ def _result(
         audit.notes,
         audit.trust_changes,
         audit.gpg_pins,
+        late,
     )
     tag_count = _check_tags(loc, audit, verdicts)
+    _check_pins(loc, branch, tip, guard, audit)
+    accepted = anchor is not None and _check_anchor(
+        loc, branch, tip, anchor, audit, guard.accept_rewrite
+    )
     if checkpoint is not None:
         _save_checkpoint(loc, branch, checkpoint)
+    # Only a branch with lifecycle history is anchored: rebasing one without (a pull request's
+    # branch of new manifests) is ordinary work, not a rollback.
+    if not audit.findings and branch != "HEAD" and (audit.state.last_seq or anchor is not None):
+        if accepted:  # what reached the branch since the old anchor is not known: none late
+            late = {}
+        seqs = dict(audit.state.last_seq)
+        if anchor is not None and not accepted:  # never lower than what was seen before
+            for key, seq in anchor.seqs.items():
+                seqs[key] = max(seq, seqs.get(key, 0))
+        kept = dict(list(late.items())[-_LATE_KEPT:])
+        anchors[_anchor_key(loc, branch)] = _Anchor(tip, int(time.time()), seqs, kept)
+        _save_anchors(loc, anchors)
     return VerifyResult(
         branch.removeprefix("refs/heads/"),
         tip,

@@ -214,13 +214,33 @@ def verify(
     since: Annotated[
         str | None, typer.Option(help="Only check commits after this revision.")
     ] = None,
+    trust: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--trust",
+            metavar="COMMIT",
+            help="A commit the history must contain (repeatable; adds to git config "
+            "modelctl.trust). Pins a fresh clone against a rebuilt history.",
+        ),
+    ] = None,
+    accept_rewrite: Annotated[
+        str | None,
+        typer.Option(
+            "--accept-rewrite",
+            metavar="COMMIT",
+            help="Accept that the history no longer holds this commit, the last one verify "
+            "accepted here (as its checkpoint finding names it), and move the checkpoint on.",
+        ),
+    ] = None,
     json_output: JsonOption = False,
 ) -> None:
-    """Audit the history: signatures, tags, sequences, dates, immutability, unattested changes."""
+    """Audit the history: signatures, tags, sequences, dates, immutability, unattested changes,
+    and rollback against the last verified commit (the checkpoint) and pinned anchors."""
     from modelctl import render
     from modelctl import verify as core
 
-    result = core.verify(location(), since)
+    loc = location()
+    result = core.verify(loc, since, core.pinned_guard(loc, list(trust or []), accept_rewrite))
     if json_output:
         render.emit_json({**render.jsonable(result), "ok": result.ok})
     else:
