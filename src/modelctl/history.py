@@ -29,7 +29,8 @@ from modelctl.registry import Location
 CACHE_FORMAT = 2
 LIFECYCLE_ACTIONS = ("deploy", "promote", "rollback", "import")
 _FIELDS = ("%H", "%P", "%ct", "%an", "%ae", "%cn", "%ce", "%(trailers:only,unfold)")
-LOG_FORMAT = "%x1e" + "%x00".join(_FIELDS) + "%x00"
+# One commit of `git log --raw`: its fields (as _FIELDS) and the raw diff lines after them.
+LogEntry = tuple[list[str], str]
 
 
 @dataclass
@@ -109,28 +110,31 @@ def iso(epoch: int) -> str:
 
 
 def parse_trailers(text: str) -> dict[str, str]:
-    """`Key: value` lines (as git prints `%(trailers:only,unfold)`); Modelctl-* keys kept."""
+    """`Key: value` lines (as git prints `%(trailers:only,unfold)`); Modelctl-* keys kept,
+    their values decoded as `commits.trailers` encoded them.
+
+    Lines end at a newline only, as git reads them: a carriage return or any other separator
+    inside a value is part of that value, never the start of another trailer.
+    """
+    from modelctl.commits import decode_value
+
     out: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         key, sep, value = line.partition(": ")
         if sep and key.startswith("Modelctl-"):
-            out[key.removeprefix("Modelctl-").lower()] = value.strip()
+            out[key.removeprefix("Modelctl-").lower()] = decode_value(value.strip(" \t"))
     return out
 
 
 # --- reading records from git ---------------------------------------------------------------
 
 
-def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Record]]:
-    """(route, record) pairs from `git log --raw` output, newest first."""
+def _parse_log(entries: list[LogEntry], route_paths: dict[str, str]) -> list[tuple[str, Record]]:
+    """(route, record) pairs from `git log --raw` entries, newest first."""
     out: list[tuple[str, Record]] = []
-    for chunk in raw.split(b"\x1e"):
-        if not chunk.strip():
-            continue
-        parts = chunk.split(b"\x00")
-        head, tail = parts[: len(_FIELDS)], b"\x00".join(parts[len(_FIELDS) :])
+    for head, tail in entries:
         changes = []  # the raw lines of route files; most commits of a range touch none
-        for line in tail.decode("utf-8", "replace").splitlines():
+        for line in tail.splitlines():
             if not line.startswith(":"):
                 continue
             meta, _, path = line.partition("\t")
@@ -140,9 +144,7 @@ def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Recor
                 changes.append((route, fields))
         if not changes:
             continue
-        commit, parents, ctime, an, ae, cn, _ce, trailers = (
-            p.decode("utf-8", "replace") for p in head
-        )
+        commit, parents, ctime, an, ae, cn, _ce, trailers = head
         parent = parents.split()[0] if parents.strip() else None
         parsed_trailers = parse_trailers(trailers)
         for route, fields in changes:
@@ -157,15 +159,15 @@ def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Recor
     return out
 
 
-def _log(loc: Location, revisions: str, *pathspec: str) -> bytes:
+def _log(loc: Location, revisions: str, *pathspec: str) -> list[LogEntry]:
     """`git log --raw` of the first-parent commits in `revisions`, newest first."""
-    return loc.store.git(
-        "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
-        f"--format={LOG_FORMAT}", "--end-of-options", revisions, *(["--", *pathspec] if pathspec else []),
-    ).stdout  # fmt: skip
+    return loc.store.records(
+        "log", _FIELDS, "--no-show-signature", "--first-parent", "--no-renames", "--raw",
+        "--no-abbrev", "--end-of-options", revisions, *(["--", *pathspec] if pathspec else []),
+    )  # fmt: skip
 
 
-def _log_since(loc: Location, since: str, tip: str) -> bytes | None:
+def _log_since(loc: Location, since: str, tip: str) -> list[LogEntry] | None:
     """The log of the first-parent commits after `since` up to `tip`, or None when `since` is
     not on tip's first-parent history (then records cached for it do not describe tip's).
 
@@ -175,10 +177,9 @@ def _log_since(loc: Location, since: str, tip: str) -> bytes | None:
     """
     if not loc.store.is_ancestor(since, tip):
         return None
-    raw = _log(loc, f"{since}..{tip}")
-    oldest = raw.rstrip(b"\n").rsplit(b"\x1e", 1)[-1].split(b"\x00")
-    parents = oldest[1].split() if len(oldest) > 1 else []
-    return raw if parents[:1] == [since.encode()] else None
+    entries = _log(loc, f"{since}..{tip}")
+    parents = entries[-1][0][1].split() if entries else []
+    return entries if parents[:1] == [since] else None
 
 
 def _parse_stages(raw: bytes, label: str) -> dict[str, Any] | None:
@@ -314,18 +315,19 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
     return routes
 
 
-def _route_paths_in(raw: bytes, prefix: str) -> dict[str, str]:
+def _route_paths_in(entries: list[LogEntry], prefix: str) -> dict[str, str]:
     paths: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if line.startswith(":") and "\t" in line:
-            path = line.split("\t", 1)[1]
-            name = path[len(prefix) :].removesuffix(".yaml")
-            if (
-                path.startswith(prefix)
-                and path.endswith(".yaml")
-                and refs.name_problem(name) is None
-            ):
-                paths[path] = name
+    for _, tail in entries:
+        for line in tail.splitlines():
+            if line.startswith(":") and "\t" in line:
+                path = line.split("\t", 1)[1]
+                name = path[len(prefix) :].removesuffix(".yaml")
+                if (
+                    path.startswith(prefix)
+                    and path.endswith(".yaml")
+                    and refs.name_problem(name) is None
+                ):
+                    paths[path] = name
     return paths
 
 

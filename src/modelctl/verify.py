@@ -94,7 +94,7 @@ class _Commit:
     added: dict[str, str] = field(default_factory=dict)
 
 
-_FORMAT = "%x1e%H%x00%P%x00%ct%x00%(trailers:only,unfold)%x00"
+_FIELDS = ("%H", "%P", "%ct", "%(trailers:only,unfold)")
 
 
 def _commits(loc: Location, revisions: str) -> list[_Commit]:
@@ -103,16 +103,12 @@ def _commits(loc: Location, revisions: str) -> list[_Commit]:
 
     A merge's changes are those against its first parent: what it brought onto the branch.
     """
-    raw = loc.store.git(
-        "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
-        "--diff-merges=first-parent", "--reverse",
-        f"--format={_FORMAT}", "--end-of-options", revisions,
-    ).stdout  # fmt: skip
+    entries = loc.store.records(
+        "log", _FIELDS, "--no-show-signature", "--first-parent", "--no-renames", "--raw",
+        "--no-abbrev", "--diff-merges=first-parent", "--reverse", "--end-of-options", revisions,
+    )  # fmt: skip
     out = []
-    for chunk in raw.split(b"\x1e"):
-        if not chunk.strip():
-            continue
-        oid, parents, ctime, trailers, rest = chunk.decode("utf-8", "replace").split("\x00", 4)
+    for (oid, parents, ctime, trailers), rest in entries:
         changes, added = [], {}
         for line in rest.splitlines():
             if not line.startswith(":") or "\t" not in line:
@@ -552,16 +548,15 @@ class _Undecided(Exception):
     """A resumed run met a tag it cannot judge without the whole history."""
 
 
-_TAG_FORMAT = "--format=%(refname)%00%(objecttype)%00%(tag)%00%(*objectname)%00%(objectname)"
+_TAG_FIELDS = ("%(refname)", "%(objecttype)", "%(tag)", "%(*objectname)", "%(objectname)")
 
 
 def _tag_rows(loc: Location, names: list[str] | None = None) -> Iterator[list[str]]:
     """(ref, object type, tag header, target, object) of lifecycle tags: all, or `names`."""
     patterns = [f"refs/tags/{refs.TAG_PREFIX}/"] if names is None else names
     for i in range(0, len(patterns), 500):
-        raw = loc.store.out("for-each-ref", _TAG_FORMAT, *patterns[i : i + 500])
-        for line in raw.splitlines():
-            yield line.split("\x00")
+        for row, _ in loc.store.records("for-each-ref", _TAG_FIELDS, *patterns[i : i + 500]):
+            yield row
 
 
 def _judge_tag(

@@ -1,0 +1,235 @@
+"""Free text in commit messages never becomes structure, and no message can crash a reader.
+
+Every field modelctl writes into a commit or tag message goes through `commits.trailers`,
+which encodes it; `history.parse_trailers` decodes it. `git log` output is read with markers no
+message can hold. The round trips here go through real git: `commit-tree` writes the message,
+history and verify read it back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from conftest import cli, git, make_registry, refs_snapshot
+from fakekeys import fake_keys
+from modelctl import commits, history
+from modelctl.gitstore import GitStore
+from modelctl.registry import Location
+
+ROUTE = "routes/support-bot.yaml"
+GPT5 = ("--model", "support-gpt@2026-05", "--prompt", "support-system@4")
+GPT3 = ("--model", "support-gpt@2026-03", "--prompt", "support-system@3")
+
+# Any text, control bytes and separators included (surrogates cannot be UTF-8 encoded).
+TEXT = st.text(
+    st.one_of(
+        st.characters(blacklist_categories=("Cs",)),
+        st.sampled_from("\r\n\t\x00\x1c\x1d\x1e\x1f\x85\u2028\u2029%: \ufeff\u202e"),
+    )
+)
+
+
+@pytest.fixture
+def repo(tmp_path: Path) -> Path:
+    return make_registry(tmp_path / "reg", routes=False)
+
+
+def run(repo: Path, *args: str) -> dict[str, object]:
+    result = cli(*args, "--json", cwd=repo)
+    assert result.exit_code == 0, result.stderr + result.stdout
+    payload = result.json
+    assert isinstance(payload, dict)
+    return payload
+
+
+def two_deploys(repo: Path) -> None:
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT5)
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT3)
+
+
+def events(repo: Path) -> list[dict[str, object]]:
+    payload = run(repo, "history", "support-bot", "--stage", "dev")
+    found = payload["events"]
+    assert isinstance(found, list)
+    return found
+
+
+# --- the cases seen --------------------------------------------------------------------------
+
+
+def test_carriage_return_in_a_reason_cannot_forge_a_trailer(repo: Path) -> None:
+    two_deploys(repo)
+    reason = "bad answers\rModelctl-Seq: 7"
+    run(repo, "rollback", "support-bot", "--stage", "dev", "--reason", reason)
+    last = events(repo)[-1]
+    assert (last["action"], last["seq"], last["reason"]) == ("rollback", 3, reason)
+    assert "\r" not in git(repo, "log", "-1", "--format=%B")
+    assert cli("verify", cwd=repo).exit_code == 0
+
+
+def test_record_separator_in_a_reason_breaks_neither_verify_nor_the_next_deploy(
+    repo: Path,
+) -> None:
+    two_deploys(repo)
+    reason = "split\x1ehere\x1f?"
+    run(repo, "rollback", "support-bot", "--stage", "dev", "--reason", reason)
+    result = cli("verify", "--json", cwd=repo)
+    assert result.exit_code == 0, result.stderr + result.stdout
+    assert events(repo)[-1]["reason"] == reason
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT3)
+    assert [e["seq"] for e in events(repo)] == [1, 2, 3, 4]
+
+
+def test_encoded_text_stays_readable_and_percent_survives() -> None:
+    text = commits.trailers(reason="rolled back: 50% errors, see INC-12 (ça va)")
+    assert text == "Modelctl-Reason: rolled back: 50%25 errors, see INC-12 (ça va)"
+    assert history.parse_trailers(text) == {"reason": "rolled back: 50% errors, see INC-12 (ça va)"}
+    # what a person typed by hand (no encoding) reads as it is
+    assert history.parse_trailers("Modelctl-Reason: 50% off\r\n") == {"reason": "50% off\r"}
+
+
+# --- properties ------------------------------------------------------------------------------
+
+
+@settings(max_examples=500, deadline=None)
+@given(TEXT)
+def test_any_text_round_trips_and_changes_no_other_trailer(reason: str) -> None:
+    message = commits.trailers(action="rollback", route="r", stage="dev", seq=3, reason=reason)
+    assert message.count("\n") == (4 if reason else 3)
+    expected = {"action": "rollback", "route": "r", "stage": "dev", "seq": "3"}
+    if reason:
+        expected["reason"] = reason
+    assert history.parse_trailers(message) == expected
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.text())
+def test_parsing_any_trailer_text_never_fails(text: str) -> None:
+    parsed = history.parse_trailers(text)
+    assert all(isinstance(k, str) and isinstance(v, str) for k, v in parsed.items())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(), st.integers(min_value=1, max_value=8))
+def test_splitting_any_git_output_never_fails(raw: bytes, count: int) -> None:
+    from modelctl.gitstore import Framing
+
+    framing = Framing.fresh()
+    for fields, _ in framing.split(raw + framing.record.encode() + raw, count):
+        assert len(fields) == count
+
+
+def _scratch_registry() -> tuple[Path, GitStore]:
+    folder = Path(tempfile.mkdtemp(prefix="trailers-"))
+    repo = make_registry(folder / "reg", routes=False)
+    store = GitStore.discover(repo)
+    assert store is not None
+    return repo, store
+
+
+def _git_in(repo: Path, *args: str, data: bytes = b"") -> str:
+    proc = subprocess.run(["git", *args], cwd=repo, input=data, capture_output=True, check=True)
+    return proc.stdout.decode().strip()
+
+
+def _commit(repo: Path, message: bytes, parent: str, content: bytes) -> str:
+    """A commit on `parent` whose route file holds `content`, with exactly `message` (made
+    with `hash-object --literally`: any bytes, even those git's own commands refuse)."""
+    blob = _git_in(repo, "hash-object", "-w", "--stdin", data=content)
+    routes = _git_in(repo, "mktree", data=f"100644 blob {blob}\tsupport-bot.yaml\n".encode())
+    listing = [
+        line
+        for line in _git_in(repo, "ls-tree", parent).splitlines()
+        if not line.endswith("\troutes")
+    ]
+    listing.append(f"040000 tree {routes}\troutes")
+    tree = _git_in(repo, "mktree", data=("\n".join(listing) + "\n").encode())
+    header = (
+        f"tree {tree}\nparent {parent}\n"
+        "author Eve <eve@example.com> 1700000000 +0000\n"
+        "committer Eve <eve@example.com> 1700000000 +0000\n\n"
+    ).encode()
+    return _git_in(
+        repo, "hash-object", "-t", "commit", "-w", "--literally", "--stdin", data=header + message
+    )
+
+
+ROUTE_TEXT = "apiVersion: modelctl/v1\nkind: Route\nname: support-bot\nstages: {}\n# %d\n"
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(st.lists(TEXT, min_size=1, max_size=6))
+def test_what_was_written_is_what_history_reads_back_through_git(reasons: list[str]) -> None:
+    repo, store = _scratch_registry()
+    tip = git(repo, "rev-parse", "HEAD")
+    for i, reason in enumerate(reasons):
+        message = "modelctl: test\n\nbody\n\n" + commits.trailers(
+            action="deploy", route="support-bot", stage="dev", seq=i + 1, reason=reason
+        )
+        tip = _commit(repo, message.encode() + b"\n", tip, (ROUTE_TEXT % i).encode())
+    loc = Location(store, repo, "")
+    records = history.route_records(loc, "support-bot", tip)
+    assert [r.trailers.get("reason", "") for r in records] == reasons
+    assert [r.trailers["seq"] for r in records] == [str(i + 1) for i in range(len(reasons))]
+
+
+@settings(max_examples=20, deadline=None)
+@given(st.lists(st.binary(), min_size=1, max_size=4))
+def test_no_message_anyone_wrote_crashes_history_or_verify(messages: list[bytes]) -> None:
+    from modelctl import verify
+
+    repo, store = _scratch_registry()
+    tip = git(repo, "rev-parse", "HEAD")
+    for i, message in enumerate(messages):
+        tip = _commit(repo, message, tip, (ROUTE_TEXT % i).encode())
+    git(repo, "update-ref", "refs/heads/main", tip)
+    loc = Location(store, repo, "")
+    records = history.route_records(loc, "support-bot", tip)
+    assert [r.commit for r in records][-1] == tip
+    result = verify.verify(loc)
+    assert result.commits == len(messages) + 1
+
+
+def test_a_hand_made_message_with_separators_is_read_safely(repo: Path) -> None:
+    """A message git itself would refuse to write (a NUL), made with `hash-object`."""
+    tip = git(repo, "rev-parse", "HEAD")
+    message = (
+        b"x\n\nModelctl-Action: deploy\nModelctl-Route: support-bot\nModelctl-Stage: dev\n"
+        b"Modelctl-Seq: 1\x1e\x00\x1fModelctl-Seq: 9\rModelctl-Seq: 8\n"
+    )
+    commit = _commit(repo, message, tip, (ROUTE_TEXT % 0).encode())
+    git(repo, "update-ref", "refs/heads/main", commit)
+    git(repo, "reset", "-q", "--hard")
+    before = refs_snapshot(repo)
+    result = cli("verify", "--json", cwd=repo)
+    assert result.exit_code == 1, result.stderr + result.stdout
+    assert cli("history", "support-bot", "--json", cwd=repo).exit_code == 0
+    assert refs_snapshot(repo) == before
+
+
+# --- secrets in free text --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["openai-project", "anthropic", "groq", "aws-akia"])
+def test_a_key_in_a_reason_is_refused_and_never_echoed(repo: Path, name: str) -> None:
+    two_deploys(repo)
+    before = refs_snapshot(repo)
+    key = fake_keys()[name]
+    for json_flag in ((), ("--json",)):
+        result = cli(
+            "rollback", "support-bot", "--stage", "dev", "--reason", f"leaked {key}", *json_flag,
+            cwd=repo,
+        )  # fmt: skip
+        assert result.exit_code == 2, result.stderr + result.stdout
+        output = result.stdout + result.stderr
+        assert key not in output and "Modelctl-Reason" in output
+    assert refs_snapshot(repo) == before
+    assert key not in git(repo, "log", "--all", "--format=%B")
