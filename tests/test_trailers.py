@@ -233,3 +233,15 @@ def test_a_key_in_a_reason_is_refused_and_never_echoed(repo: Path, name: str) ->
         assert key not in output and "Modelctl-Reason" in output
     assert refs_snapshot(repo) == before
     assert key not in git(repo, "log", "--all", "--format=%B")
+
+
+def test_history_never_prints_a_key_a_hand_made_commit_holds(repo: Path) -> None:
+    two_deploys(repo)
+    run(repo, "rollback", "support-bot", "--stage", "dev", "--reason", "placeholder")
+    key = fake_keys()["groq"]
+    message = git(repo, "log", "-1", "--format=%B").replace("placeholder", f"leaked {key}")
+    git(repo, "commit", "-q", "--amend", "-m", message)
+    for args in (("history", "support-bot"), ("history", "support-bot", "--json")):
+        result = cli(*args, cwd=repo)
+        assert result.exit_code == 0, result.stderr
+        assert key not in result.stdout + result.stderr and "leaked <redacted>" in result.stdout

@@ -79,7 +79,12 @@ class Event:
 
     @property
     def reason(self) -> str | None:
-        return self.trailers.get("reason")
+        """`Modelctl-Reason`, with anything credential-shaped redacted: modelctl refuses to
+        write one, but a commit made by hand may hold it, and history must not print it."""
+        from modelctl.secretscan import redact
+
+        text = self.trailers.get("reason")
+        return redact(text) if text is not None else None
 
     @property
     def canary(self) -> int | None:
