@@ -218,12 +218,17 @@ class _Audit:
         self.lifecycle: list[_Commit] = []
         self.checked_lifecycle: list[_Commit] = []
         self.checked_trust: list[_Commit] = []
+        # For each commit that changed a route file: route -> the stages whose binding it
+        # changed (None: a route file before or after it cannot be read). Read lazily.
+        self._stage_changes: dict[str, dict[str, frozenset[str] | None]] | None = None
+        self._tip: str | None = None
 
     def run(self, commits: list[_Commit], start: int) -> tuple[int, _State]:
         """Audit `commits`, checking those from index `start` on.
 
         Returns where the checkpoint window of these commits starts and the state there.
         """
+        self._tip = commits[-1].oid if commits else None
         window_start = max(0, len(commits) - WINDOW)
         window_state = self.state.copy()
         pins = _pins(self.loc, commits)
@@ -239,6 +244,47 @@ class _Audit:
                 self.checked_trust.append(commit)
         return window_start, window_state
 
+    def changed_stages(self, commit: _Commit) -> dict[str, frozenset[str] | None]:
+        """Route -> the stages whose binding `commit` changed, from the route files themselves
+        (history's records), never from what its message claims."""
+        if not any(p.startswith("routes/") for _, p in commit.changes):
+            return {}
+        if self._stage_changes is None:
+            self._stage_changes = {}
+            if self._tip is not None:
+                for route, records in history.all_route_records(self.loc, self._tip).items():
+                    before: dict[str, Any] | None = {}
+                    for record in records:
+                        after = record.stages
+                        changed: frozenset[str] | None = None
+                        if before is not None and after is not None:
+                            names = set(before) | set(after)
+                            changed = frozenset(n for n in names if before.get(n) != after.get(n))
+                        self._stage_changes.setdefault(record.commit, {})[route] = changed
+                        before = after
+        found = dict(self._stage_changes.get(commit.oid, {}))
+        for _, path in commit.changes:
+            name = _route_of(path)
+            if name is not None and name not in found:
+                found[name] = None  # changed, but not on record (a merge's side): unknown
+        return found
+
+    def _signing_mode(self, commit: _Commit) -> str:
+        """The signing mode in force for `commit`: the strictest among the stages whose binding
+        it changed and the stage its trailers name (a stage's `require_signed` overriding the
+        registry's `signing`); every stage's when a route file cannot be read; the registry's
+        when no stage is concerned. A message can make the rule stricter, never weaker."""
+        s = self.state
+        stages: set[str] = set()
+        named = commit.trailers.get("stage")
+        if named and commit.trailers.get("action") in history.LIFECYCLE_ACTIONS:
+            stages.add(named)
+        for changed in self.changed_stages(commit).values():
+            if changed is None:
+                return _strictest([s.mode, *s.stage_modes.values()])
+            stages |= changed
+        return _strictest([s.stage_modes.get(stage, s.mode) for stage in stages] or [s.mode])
+
     def _trust(self, commit: _Commit) -> None:
         """The signing mode and allowed-signers blob in force for `commit` (its parent's).
 
@@ -251,14 +297,13 @@ class _Audit:
         """
         s, loc = self.state, self.loc
         settings_path = refs.SETTINGS_FILE
-        stage = commit.trailers.get("stage", "")
         touched = {path for _, path in commit.changes}
         self.gpg_pins[commit.oid] = tuple(s.gpg)
         if settings_path in touched or s.signers_path in touched:
             self.trust_changes.add(commit.oid)
             self.trust[commit.oid] = (s.mode, s.blob)
         else:
-            self.trust[commit.oid] = (s.stage_modes.get(stage, s.mode), s.blob)
+            self.trust[commit.oid] = (self._signing_mode(commit), s.blob)
         if settings_path in touched:
             from modelctl.registry import parse_entry
 
@@ -308,7 +353,7 @@ class _Audit:
                     )
                 )
         if not is_lifecycle:
-            if route_changes and checked and action != "init":
+            if route_changes and checked and not self._creates_registry(commit):
                 findings.append(
                     Finding(
                         "unattested",
@@ -365,6 +410,21 @@ class _Audit:
                         f"committer date {history.iso(commit.time)} is in the future",
                     )
                 )
+            others = sorted(
+                name
+                for changed_route, changed in self.changed_stages(commit).items()
+                if changed_route == route and changed
+                for name in changed - {stage}
+            )
+            if others:
+                findings.append(
+                    Finding(
+                        "scope",
+                        commit.oid,
+                        f"changes what {', '.join(others)} of {route} serves, but its trailers "
+                        f"name stage {stage}",
+                    )
+                )
             allowed = {f"routes/{route}.yaml"}
             extra = [
                 p for _, p in commit.changes
@@ -389,6 +449,33 @@ class _Audit:
                 findings.append(Finding("scope", commit.oid, "lifecycle commit is a merge"))
         s.last_time = max(s.last_time or commit.time, commit.time)
         return True
+
+    def _creates_registry(self, commit: _Commit) -> bool:
+        """Whether `commit` is one that creates the registry (`modelctl init`, the setup commit
+        of an import): it adds modelctl.yaml, and every route file it touches it adds, binding
+        no stage. Known from what it changes, never from its message: such a commit has no
+        lifecycle event to attest, and nothing else is exempt."""
+        if ("A", refs.SETTINGS_FILE) not in commit.changes:
+            return False
+        routes = [(status, p) for status, p in commit.changes if _route_of(p) is not None]
+        if any(status != "A" for status, _ in routes):
+            return False
+        changed = self.changed_stages(commit)
+        return all(changed.get(_route_of(p) or "") == frozenset() for _, p in routes)
+
+
+_STRICTNESS = {"off": 0, "optional": 1, "required": 2}
+
+
+def _strictest(modes: list[str]) -> str:
+    return max(modes, key=lambda mode: _STRICTNESS.get(mode, 2))
+
+
+def _route_of(path: str) -> str | None:
+    """The route whose file `path` is, or None."""
+    if not path.startswith("routes/") or refs.classify_path(path) is None:
+        return None
+    return path.removeprefix("routes/").removesuffix(".yaml")
 
 
 # --- signatures ---------------------------------------------------------------------------------
