@@ -14,10 +14,15 @@ Findings (each fails verify):
   in the future;
 - a committed version file modified or deleted later, or a file a committed manifest pins
   by digest (a prompt's `template_file`, a dataset's local `uri`);
-- a lifecycle commit touching more than its route file (and eval records), or made for
-  another branch (`Modelctl-Ref`);
-- route-file changes made outside modelctl (unattested).
+- a lifecycle commit touching more than its route file (and eval records), changing another
+  stage's binding than the one it names, or made for another branch (`Modelctl-Ref`);
+- route-file changes made outside modelctl (unattested); only the commit that creates the
+  registry (adds modelctl.yaml, and route files that bind nothing) has nothing to attest.
 Unsigned lifecycle commits in a registry with `signing: optional` are listed as notes.
+
+What a message says never switches a check off: the signing rule a commit is held to is the
+strictest among the stages whose binding it changes (from the route files) and the stage its
+trailers name.
 
 Every run leaves a checkpoint (`.git/modelctl/verify-checkpoint.json`): the audit's state
 before the last `WINDOW` commits, those commits, and the verdict on every lifecycle tag. A
