@@ -245,3 +245,20 @@ def test_history_never_prints_a_key_a_hand_made_commit_holds(repo: Path) -> None
         result = cli(*args, cwd=repo)
         assert result.exit_code == 0, result.stderr
         assert key not in result.stdout + result.stderr and "leaked <redacted>" in result.stdout
+
+
+def test_a_sequence_number_without_a_lifecycle_action_moves_no_count(repo: Path) -> None:
+    """The writer numbers events as verify counts them, so a hand edit that names a sequence
+    cannot make the next deploy skip (and fail verify)."""
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT5)
+    route = repo / ROUTE
+    route.write_text(route.read_text() + "# tweak\n")
+    (repo.parent / "msg").write_text(
+        "tweak\n\nModelctl-Route: support-bot\nModelctl-Stage: dev\nModelctl-Seq: 99\n"
+    )
+    git(repo, "commit", "-qa", "-F", str(repo.parent / "msg"))
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT3)
+    assert [e["seq"] for e in events(repo)] == [1, 2]
+    findings = cli("verify", "--json", cwd=repo).json
+    assert isinstance(findings, dict)
+    assert {f["check"] for f in findings["findings"]} == {"unattested"}

@@ -394,11 +394,19 @@ def events(route: str, records: list[Record], stage: str | None = None) -> list[
 
 
 def last_seq(route: str, stage: str, records: list[Record]) -> int:
-    """The highest sequence number used for (route, stage), 0 when none."""
+    """The highest sequence number a lifecycle commit used for (route, stage), 0 when none.
+
+    Counted as verify counts them: a commit whose trailers name no lifecycle action is not
+    one, whatever `Modelctl-Seq` it carries.
+    """
     best = 0
     for record in records:
         t = record.trailers
-        if t.get("route") == route and t.get("stage") == stage:
+        if (
+            t.get("route") == route
+            and t.get("stage") == stage
+            and t.get("action") in LIFECYCLE_ACTIONS
+        ):
             seq = _seq(t)
             if seq is not None and seq > best:
                 best = seq
