@@ -91,7 +91,10 @@ def test_encoded_text_stays_readable_and_percent_survives() -> None:
     assert text == "Modelctl-Reason: rolled back: 50%25 errors, see INC-12 (ça va)"
     assert history.parse_trailers(text) == {"reason": "rolled back: 50% errors, see INC-12 (ça va)"}
     # what a person typed by hand (no encoding) reads as it is
-    assert history.parse_trailers("Modelctl-Reason: 50% off\r\n") == {"reason": "50% off\r"}
+    assert history.parse_trailers("Modelctl-Reason: 50% off\r\n") == {"reason": "50% off"}
+    # a carriage return inside a line is part of the value, never a line break
+    forged = "Modelctl-Reason: x\rModelctl-Seq: 7\nModelctl-Seq: 2"
+    assert history.parse_trailers(forged) == {"reason": "x\rModelctl-Seq: 7", "seq": "2"}
 
 
 # --- properties ------------------------------------------------------------------------------

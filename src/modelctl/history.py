@@ -127,7 +127,7 @@ def parse_trailers(text: str) -> dict[str, str]:
     for line in text.split("\n"):
         key, sep, value = line.partition(": ")
         if sep and key.startswith("Modelctl-"):
-            out[key.removeprefix("Modelctl-").lower()] = decode_value(value.strip(" \t"))
+            out[key.removeprefix("Modelctl-").lower()] = decode_value(value.strip())
     return out
 
 
