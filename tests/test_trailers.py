@@ -265,3 +265,28 @@ def test_a_sequence_number_without_a_lifecycle_action_moves_no_count(repo: Path)
     findings = cli("verify", "--json", cwd=repo).json
     assert isinstance(findings, dict)
     assert {f["check"] for f in findings["findings"]} == {"unattested"}
+
+
+@pytest.mark.parametrize("date", ["notadate", "", "99999999999999999999999 +0000", "-5 +0000"])
+def test_a_commit_date_git_cannot_read_crashes_no_reader(repo: Path, date: str) -> None:
+    tip = git(repo, "rev-parse", "HEAD")
+    commit = _commit(repo, b"x\n", tip, (ROUTE_TEXT % 0).encode())
+    raw = _git_in(repo, "cat-file", "commit", commit).replace(
+        "committer Eve <eve@example.com> 1700000000 +0000",
+        f"committer Eve <eve@example.com> {date}",
+    )
+    odd = _git_in(
+        repo,
+        "hash-object",
+        "-t",
+        "commit",
+        "-w",
+        "--literally",
+        "--stdin",
+        data=raw.encode() + b"\n",
+    )
+    git(repo, "update-ref", "refs/heads/main", odd)
+    git(repo, "reset", "-q", "--hard")
+    for args in (("verify", "--json"), ("history", "support-bot", "--json"), ("status", "--json")):
+        result = cli(*args, cwd=repo)
+        assert result.exit_code in (0, 1), result.stderr + result.stdout

@@ -110,6 +110,17 @@ def gating_event(stage_events: list[Event]) -> Event | None:
     return None
 
 
+_LATEST = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+
+
+def commit_epoch(text: str) -> int:
+    """A commit's `%ct` as seconds since the epoch. git prints nothing for a date it cannot
+    parse, and any number a hand-made object holds: read as 0, or held to what a datetime can
+    show, so a commit someone else wrote cannot crash a reader (verify reports its date)."""
+    text = text.strip()
+    return min(int(text), _LATEST) if text.isascii() and text.isdigit() else 0
+
+
 def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
@@ -158,7 +169,9 @@ def _parse_log(entries: list[LogEntry], route_paths: dict[str, str]) -> list[tup
             out.append(
                 (
                     route,
-                    Record(commit, parent, int(ctime), an, ae, cn, parsed_trailers, blob, None),
+                    Record(
+                        commit, parent, commit_epoch(ctime), an, ae, cn, parsed_trailers, blob, None
+                    ),
                 )
             )
     return out
@@ -458,7 +471,7 @@ def point_in_time(loc: Location, text: str) -> PointInTime:
 def commit_time(loc: Location, commit: str) -> int:
     """A commit's committer time, seconds since the epoch."""
     show = ("show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit)
-    return int(loc.store.out(*show))
+    return commit_epoch(loc.store.out(*show))
 
 
 def live_at(stage_events: list[Event], epoch: float) -> Event | None:

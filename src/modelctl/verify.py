@@ -131,7 +131,9 @@ def _commits(loc: Location, revisions: str) -> list[_Commit]:
                 ):
                     added[path] = fields[3]
         trailer_map = history.parse_trailers(trailers)
-        out.append(_Commit(oid, parents.split(), int(ctime), trailer_map, changes, added))
+        out.append(
+            _Commit(oid, parents.split(), history.commit_epoch(ctime), trailer_map, changes, added)
+        )
     return out
 
 
