@@ -8,12 +8,15 @@ history and verify read it back.
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from conftest import cli, git, make_registry, refs_snapshot
@@ -128,12 +131,17 @@ def test_splitting_any_git_output_never_fails(raw: bytes, count: int) -> None:
         assert len(fields) == count
 
 
-def _scratch_registry() -> tuple[Path, GitStore]:
+@contextlib.contextmanager
+def _scratch_registry() -> Iterator[tuple[Path, GitStore]]:
+    """A registry of its own for one hypothesis example (function fixtures are shared)."""
     folder = Path(tempfile.mkdtemp(prefix="trailers-"))
-    repo = make_registry(folder / "reg", routes=False)
-    store = GitStore.discover(repo)
-    assert store is not None
-    return repo, store
+    try:
+        repo = make_registry(folder / "reg", routes=False)
+        store = GitStore.discover(repo)
+        assert store is not None
+        yield repo, store
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _git_in(repo: Path, *args: str, data: bytes = b"") -> str:
@@ -166,39 +174,63 @@ def _commit(repo: Path, message: bytes, parent: str, content: bytes) -> str:
 ROUTE_TEXT = "apiVersion: modelctl/v1\nkind: Route\nname: support-bot\nstages: {}\n# %d\n"
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
+@settings(max_examples=25, deadline=None)
 @given(st.lists(TEXT, min_size=1, max_size=6))
 def test_what_was_written_is_what_history_reads_back_through_git(reasons: list[str]) -> None:
-    repo, store = _scratch_registry()
-    tip = git(repo, "rev-parse", "HEAD")
-    for i, reason in enumerate(reasons):
-        message = "modelctl: test\n\nbody\n\n" + commits.trailers(
-            action="deploy", route="support-bot", stage="dev", seq=i + 1, reason=reason
-        )
-        tip = _commit(repo, message.encode() + b"\n", tip, (ROUTE_TEXT % i).encode())
-    loc = Location(store, repo, "")
-    records = history.route_records(loc, "support-bot", tip)
-    assert [r.trailers.get("reason", "") for r in records] == reasons
-    assert [r.trailers["seq"] for r in records] == [str(i + 1) for i in range(len(reasons))]
+    with _scratch_registry() as (repo, store):
+        tip = git(repo, "rev-parse", "HEAD")
+        for i, reason in enumerate(reasons):
+            message = "modelctl: test\n\nbody\n\n" + commits.trailers(
+                action="deploy", route="support-bot", stage="dev", seq=i + 1, reason=reason
+            )
+            tip = _commit(repo, message.encode() + b"\n", tip, (ROUTE_TEXT % i).encode())
+        loc = Location(store, repo, "")
+        records = history.route_records(loc, "support-bot", tip)
+        assert [r.trailers.get("reason", "") for r in records] == reasons
+        assert [r.trailers["seq"] for r in records] == [str(i + 1) for i in range(len(reasons))]
+
+
+# Any bytes, rich in the pieces a message would need to confuse a reader.
+MESSAGE = st.lists(
+    st.one_of(
+        st.binary(max_size=40),
+        st.sampled_from(
+            [
+                b"\n",
+                b"\n\n",
+                b"\r",
+                b"\x00",
+                b"\x1e",
+                b"\x1f",
+                b": ",
+                b"%",
+                b"\xff",
+                b"\xe2\x80\xa8",
+            ]
+        ),
+        st.sampled_from(["Action: deploy", "Route: support-bot", "Stage: dev", "Seq: 1"]).map(
+            lambda t: f"Modelctl-{t}".encode()
+        ),
+    ),
+    max_size=20,
+).map(b"".join)
 
 
 @settings(max_examples=20, deadline=None)
-@given(st.lists(st.binary(), min_size=1, max_size=4))
+@given(st.lists(MESSAGE, min_size=1, max_size=4))
 def test_no_message_anyone_wrote_crashes_history_or_verify(messages: list[bytes]) -> None:
     from modelctl import verify
 
-    repo, store = _scratch_registry()
-    tip = git(repo, "rev-parse", "HEAD")
-    for i, message in enumerate(messages):
-        tip = _commit(repo, message, tip, (ROUTE_TEXT % i).encode())
-    git(repo, "update-ref", "refs/heads/main", tip)
-    loc = Location(store, repo, "")
-    records = history.route_records(loc, "support-bot", tip)
-    assert [r.commit for r in records][-1] == tip
-    result = verify.verify(loc)
-    assert result.commits == len(messages) + 1
+    with _scratch_registry() as (repo, store):
+        tip = git(repo, "rev-parse", "HEAD")
+        for i, message in enumerate(messages):
+            tip = _commit(repo, message, tip, (ROUTE_TEXT % i).encode())
+        git(repo, "update-ref", "refs/heads/main", tip)
+        loc = Location(store, repo, "")
+        records = history.route_records(loc, "support-bot", tip)
+        assert [r.commit for r in records][-1] == tip
+        result = verify.verify(loc)
+        assert result.commits == len(messages) + 1
 
 
 def test_a_hand_made_message_with_separators_is_read_safely(repo: Path) -> None:
