@@ -322,3 +322,15 @@ def test_a_commit_date_git_cannot_read_crashes_no_reader(repo: Path, date: str) 
     for args in (("verify", "--json"), ("history", "support-bot", "--json"), ("status", "--json")):
         result = cli(*args, cwd=repo)
         assert result.exit_code in (0, 1), result.stderr + result.stdout
+
+
+def test_an_imported_event_cannot_claim_it_took_effect_after_its_commit() -> None:
+    binding = {"targets": [{"model": "m@1", "weight": 100}]}
+    trailers = {"action": "import", "route": "r", "stage": "dev", "seq": "1"}
+    late = {**trailers, "original-date": "2099-01-01T00:00:00Z"}
+    early = {**trailers, "original-date": "2020-01-01T00:00:00Z"}
+    for claimed, expected in ((late, 1_700_000_000), (early, 1_577_836_800)):
+        record = history.Record("c" * 40, None, 1_700_000_000, "a", "e", "a", claimed, "b", {})
+        record.stages = {"dev": binding}
+        [event] = history.events("r", [record])
+        assert event.time == expected

@@ -361,11 +361,15 @@ def _seq(trailers: dict[str, str]) -> int | None:
 
 def _effective_time(committed: int, trailers: dict[str, str]) -> int:
     """When an event took effect: its commit time, except for history imported from another
-    registry, which took effect when it originally happened (`Modelctl-Original-Date`)."""
+    registry, which took effect when it originally happened (`Modelctl-Original-Date`).
+
+    Never later than its commit: what a message says can move an imported event back to when
+    it happened, never hide a change that was already in force.
+    """
     if trailers.get("action") != "import" or not trailers.get("original-date"):
         return committed
     parsed = parse_time(trailers["original-date"])
-    return int(parsed[0].timestamp()) if parsed else committed
+    return min(int(parsed[0].timestamp()), committed) if parsed else committed
 
 
 def events(route: str, records: list[Record], stage: str | None = None) -> list[Event]:
