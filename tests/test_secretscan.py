@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, make_registry
-from fakekeys import fake_keys
+from fakekeys import fake_keys, near_misses
 from modelctl import secretscan
 
 KEYS = fake_keys()
@@ -70,3 +70,10 @@ def test_a_key_that_is_a_secret_is_never_printed(tmp_path: Path) -> None:
     assert key not in result.stdout + result.stderr
     fields = {p["field"] for p in result.json["problems"]}
     assert {"(top level) (a key)", "extras (a key)"} <= fields
+
+
+@pytest.mark.parametrize("name", sorted(near_misses()))
+def test_near_misses_of_each_key_shape_stay_clean(name: str) -> None:
+    text = near_misses()[name]
+    assert secretscan.classify(text) is None, name
+    assert secretscan.scan({"description": f"see {text} here", "id": text}) == []

@@ -882,3 +882,66 @@ def test_unsigned_change_to_the_trust_settings_is_a_finding(
     (repo / SIGNERS).write_text(ci.allowed_line + mallory.allowed_line)
     git(repo, *sign_args(ci), "commit", "-qam", "add a teammate", "-S")
     assert verify(repo)[0] == 0
+
+
+# --- nothing a message says switches a check off -------------------------------------------
+
+
+def commit_with_message(repo: Path, message: str) -> str:
+    path = repo.parent / "message.txt"
+    path.write_text(message)
+    git(repo, "-c", "commit.gpgSign=false", "commit", "-q", "-a", "-F", str(path))
+    return head(repo)
+
+
+def test_an_init_trailer_does_not_exempt_a_route_edit(repo: Path, ci: SshKey) -> None:
+    signed_registry(repo, ci)
+    deploy(repo)
+    assert verify(repo)[0] == 0
+    route = repo / ROUTE
+    route.write_text(route.read_text().replace("support-gpt@2026-05", "support-gpt@2026-03"))
+    forged = commit_with_message(repo, "modelctl: init registry x\n\nModelctl-Action: init\n")
+    code, payload = verify(repo)
+    assert code == 1
+    assert ("unattested", forged) in pairs(payload["findings"])
+
+
+def test_the_commit_that_creates_the_registry_is_the_only_exempt_one(tmp_path: Path) -> None:
+    """`modelctl init`'s commit (and an import's setup commit, which adds route files that bind
+    nothing) has nothing to attest; a root commit adding a route that binds stages does."""
+    folder = tmp_path / "fresh"
+    assert cli("init", str(folder)).exit_code == 0
+    assert verify(folder)[0] == 0
+    route = folder / ROUTE
+    route.write_text("apiVersion: modelctl/v1\nkind: Route\nname: support-bot\nstages: {}\n")
+    git(folder, "add", ROUTE)
+    added = commit_with_message(folder, "add a route by hand\n\nModelctl-Action: init\n")
+    assert ("unattested", added) in pairs(verify(folder)[1]["findings"])
+
+
+def test_a_stage_trailer_cannot_choose_a_weaker_signing_rule(repo: Path) -> None:
+    """staging requires signatures; an unsigned commit that changes staging's binding while its
+    trailers (and tag) say dev is held to staging's rule, and named for what it changed."""
+    settings = repo / "modelctl.yaml"
+    staging = "  - name: staging\n"
+    settings.write_text(
+        settings.read_text().replace(staging, staging + "    require_signed: true\n")
+    )
+    git(repo, "commit", "-qam", "staging requires signed changes")
+    deploy(repo)
+    route = repo / ROUTE
+    text = route.read_text()
+    dev = text[text.index("  dev:\n") :]
+    route.write_text(text + dev.replace("  dev:\n", "  staging:\n", 1))
+    forged = commit_with_message(
+        repo,
+        "modelctl: deploy support-bot dev\n\nModelctl-Action: deploy\nModelctl-Route: support-bot\n"
+        "Modelctl-Stage: dev\nModelctl-Seq: 2\nModelctl-Ref: refs/heads/main\n",
+    )
+    git(repo, "tag", "-a", "-m", "dev 2", "modelctl/support-bot/dev/2", forged)
+    code, payload = verify(repo)
+    assert code == 1
+    found = pairs(payload["findings"])
+    assert {("signature", forged), ("signature", tag_ref("dev", 2)), ("scope", forged)} <= found
+    [scope] = [f for f in payload["findings"] if f["check"] == "scope"]
+    assert "changes what staging of support-bot serves" in scope["message"]

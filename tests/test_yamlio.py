@@ -186,3 +186,23 @@ def test_dump_round_trips_strings_that_look_like_numbers() -> None:
         "x": None,
         "y": "0.2",
     }
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        "{k}: 1\n{k}: 2\n",  # duplicate key, top level
+        "a:\n  {k}: 1\n  {k}: 2\n",  # duplicate key, nested
+        "a: &{k} 1\n",  # anchor
+        "a: *{k}\n",  # alias
+        "a: !{k} 1\n",  # explicit tag
+        "a: !!{k} 1\n",
+    ],
+)
+@pytest.mark.parametrize("name", ["aws-akia", "groq", "openai-project"])
+def test_loader_errors_never_quote_a_credential(template: str, name: str) -> None:
+    from fakekeys import fake_keys
+
+    key = fake_keys()[name]
+    message = problem(template.format(k=key))
+    assert key not in message and "<redacted>" in message

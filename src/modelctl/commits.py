@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import random
 import time
+import unicodedata
+import urllib.parse
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -271,12 +273,60 @@ def _follow_remote(
 
 
 def trailers(**values: str | int | None) -> str:
-    """`Modelctl-Key: value` lines from keyword arguments (underscores become dashes)."""
+    """`Modelctl-Key: value` lines from keyword arguments (underscores become dashes).
+
+    The one writer of every field that goes into a commit or tag message: each value is
+    scanned for credentials (refused: exit 2, naming the field, never echoing it) and encoded
+    by `encode_value`, so no byte of it can be read back as another trailer, another line or
+    a separator; `history.parse_trailers` decodes it symmetrically.
+    """
+    from modelctl import secretscan
+
     lines = []
     for key, value in values.items():
         if value is None or value == "":
             continue
         name = "Modelctl-" + "-".join(part.capitalize() for part in key.split("_"))
-        text = str(value).replace("\n", " ").strip()
-        lines.append(f"{name}: {text}")
+        text = str(value)
+        what = secretscan.classify(text)
+        if what is not None:
+            raise UsageError(
+                f"{name} (the {key.replace('_', ' ')} given) holds what looks like {what}; "
+                "nothing was written",
+                hint="secrets never enter the registry: remove it from the text and rotate the key",
+            )
+        lines.append(f"{name}: {encode_value(text)}")
     return "\n".join(lines)
+
+
+def _escaped(char: str) -> bool:
+    """Whether `char` is written percent-encoded in a trailer value: `%` itself, and every
+    character that could end a line or field for some reader (controls, separators, line and
+    paragraph separators, any whitespace but a plain space) or hide text (format characters
+    such as bidi overrides)."""
+    if char == "%":
+        return True
+    if char == " ":
+        return False
+    return char.isspace() or unicodedata.category(char)[0] in "CZ"
+
+
+def encode_value(text: str) -> str:
+    """`text` as one trailer value: escaped characters (and spaces at either end, which git
+    trims) as `%XX` per UTF-8 byte; everything else as it is, so plain text stays readable."""
+    out = []
+    last = len(text) - 1
+    for i, char in enumerate(text):
+        if _escaped(char) or (char == " " and (i == 0 or i == last)):
+            out.append("".join(f"%{b:02X}" for b in char.encode("utf-8", "surrogatepass")))
+        else:
+            out.append(char)
+    return "".join(out)
+
+
+def decode_value(text: str) -> str:
+    """The inverse of `encode_value`; never fails (a `%` not followed by two hex digits, as in
+    a message written by hand, stays as it is; bytes that are not UTF-8 become U+FFFD)."""
+    if "%" not in text:
+        return text
+    return urllib.parse.unquote(text, errors="replace")

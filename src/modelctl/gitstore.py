@@ -15,11 +15,12 @@ import contextlib
 import json
 import os
 import re
+import secrets
 import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import NoReturn
@@ -188,6 +189,38 @@ class CommitResult:
     warnings: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Framing:
+    """Markers around the records and fields of a `--format` that no stored text can hold.
+
+    Commit messages, trailers, names and tag messages are anyone's text: they may hold any
+    separator byte (a record separator, a NUL in a hand-made object). The markers carry a
+    random token chosen for each git run, after that text was written, so text inside a
+    field can never end the field or start a record.
+    """
+
+    record: str
+    field: str
+
+    @classmethod
+    def fresh(cls) -> Framing:
+        token = secrets.token_hex(16)
+        return cls(f"\x1e{token}:", f"\x1f{token}:")
+
+    def format(self, fields: Sequence[str]) -> str:
+        return "--format=" + self.record + self.field.join(fields) + self.field
+
+    def split(self, raw: bytes, count: int) -> list[tuple[list[str], str]]:
+        """(the `count` fields, the text after the last field) of each record, in order."""
+        out = []
+        for chunk in raw.split(self.record.encode())[1:]:
+            parts = chunk.split(self.field.encode(), count)
+            if len(parts) == count + 1:
+                text = [p.decode("utf-8", "replace") for p in parts]
+                out.append((text[:count], text[count]))
+        return out
+
+
 class GitStore:
     """One git repository: its work tree (toplevel) and git directories."""
 
@@ -248,6 +281,16 @@ class GitStore:
         self, *args: str, stdin: bytes | None = None, env: Mapping[str, str] | None = None
     ) -> str:
         return self.git(*args, stdin=stdin, env=env).stdout.decode("utf-8", "replace").strip()
+
+    def records(
+        self, command: str, fields: Sequence[str], *args: str, stdin: bytes | None = None
+    ) -> list[tuple[list[str], str]]:
+        """`git <command> --format=<fields> <args>` (log, for-each-ref): per record, its fields
+        and the text git printed after them (`--raw` lines), framed so that no byte of a
+        message or name can be read back as a separator (see `Framing`)."""
+        framing = Framing.fresh()
+        raw = self.git(command, framing.format(fields), *args, stdin=stdin).stdout
+        return framing.split(raw, len(fields))
 
     def resolve(self, rev: str, peel: str = "commit") -> str | None:
         """The object id `rev` names, peeled to `peel`; None when it does not exist."""
@@ -672,16 +715,15 @@ class GitStore:
         if not wanted:
             return {}
         args = _trust_args(allowed_signers)
+        framing = Framing.fresh()
         proc = self.git(
             *args, "log", "--no-show-signature", "--no-walk=unsorted", "--stdin",
-            "--format=%H%x00%G?%x00%GS%x00%GF%x00%GP%x1e",
+            framing.format(("%H", "%G?", "%GS", "%GF", "%GP")),
             stdin="".join(f"{c}\n" for c in wanted).encode(),
         )  # fmt: skip
         out: dict[str, Signature] = {}
-        for record in proc.stdout.decode("utf-8", "replace").split("\x1e"):
-            parts = record.strip("\n").split("\x00")
-            if len(parts) == 5:
-                out[parts[0]] = Signature(parts[1] or "N", parts[2], parts[3], parts[4])
+        for (oid, status, signer, key, primary), _ in framing.split(proc.stdout, 5):
+            out[oid] = Signature(status or "N", signer, key, primary)
         return out
 
     def ssh_key_valid_at(self, commit: str, allowed_signers: Path, when: int) -> bool | None:

@@ -27,10 +27,11 @@ from modelctl.atomic import write_atomic
 from modelctl.errors import GitError, UsageError
 from modelctl.registry import Location
 
-CACHE_FORMAT = 3  # 3: read with replace objects and grafts ignored
+CACHE_FORMAT = 4  # 3: read with replace objects and grafts ignored; 4: trailers decoded
 LIFECYCLE_ACTIONS = ("deploy", "promote", "rollback", "import")
 _FIELDS = ("%H", "%P", "%ct", "%an", "%ae", "%cn", "%ce", "%(trailers:only,unfold)")
-LOG_FORMAT = "%x1e" + "%x00".join(_FIELDS) + "%x00"
+# One commit of `git log --raw`: its fields (as _FIELDS) and the raw diff lines after them.
+LogEntry = tuple[list[str], str]
 
 
 @dataclass
@@ -79,7 +80,12 @@ class Event:
 
     @property
     def reason(self) -> str | None:
-        return self.trailers.get("reason")
+        """`Modelctl-Reason`, with anything credential-shaped redacted: modelctl refuses to
+        write one, but a commit made by hand may hold it, and history must not print it."""
+        from modelctl.secretscan import redact
+
+        text = self.trailers.get("reason")
+        return redact(text) if text is not None else None
 
     @property
     def canary(self) -> int | None:
@@ -130,33 +136,47 @@ def release_start(stage_events: list[Event]) -> int:
     return k
 
 
+_LATEST = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime can hold
+
+
+def commit_epoch(text: str) -> int:
+    """A commit's `%ct` as seconds since the epoch. git prints nothing for a date it cannot
+    parse, and any number a hand-made object holds: read as 0, or held to what a datetime can
+    show, so a commit someone else wrote cannot crash a reader (verify reports its date)."""
+    text = text.strip()
+    return min(int(text), _LATEST) if text.isascii() and text.isdigit() else 0
+
+
 def iso(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat().replace("+00:00", "Z")
 
 
 def parse_trailers(text: str) -> dict[str, str]:
-    """`Key: value` lines (as git prints `%(trailers:only,unfold)`); Modelctl-* keys kept."""
+    """`Key: value` lines (as git prints `%(trailers:only,unfold)`); Modelctl-* keys kept,
+    their values decoded as `commits.trailers` encoded them.
+
+    Lines end at a newline only, as git reads them: a carriage return or any other separator
+    inside a value is part of that value, never the start of another trailer.
+    """
+    from modelctl.commits import decode_value
+
     out: dict[str, str] = {}
-    for line in text.splitlines():
+    for line in text.split("\n"):
         key, sep, value = line.partition(": ")
         if sep and key.startswith("Modelctl-"):
-            out[key.removeprefix("Modelctl-").lower()] = value.strip()
+            out[key.removeprefix("Modelctl-").lower()] = decode_value(value.strip())
     return out
 
 
 # --- reading records from git ---------------------------------------------------------------
 
 
-def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Record]]:
-    """(route, record) pairs from `git log --raw` output, newest first."""
+def _parse_log(entries: list[LogEntry], route_paths: dict[str, str]) -> list[tuple[str, Record]]:
+    """(route, record) pairs from `git log --raw` entries, newest first."""
     out: list[tuple[str, Record]] = []
-    for chunk in raw.split(b"\x1e"):
-        if not chunk.strip():
-            continue
-        parts = chunk.split(b"\x00")
-        head, tail = parts[: len(_FIELDS)], b"\x00".join(parts[len(_FIELDS) :])
+    for head, tail in entries:
         changes = []  # the raw lines of route files; most commits of a range touch none
-        for line in tail.decode("utf-8", "replace").splitlines():
+        for line in tail.splitlines():
             if not line.startswith(":"):
                 continue
             meta, _, path = line.partition("\t")
@@ -166,9 +186,7 @@ def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Recor
                 changes.append((route, fields))
         if not changes:
             continue
-        commit, parents, ctime, an, ae, cn, _ce, trailers = (
-            p.decode("utf-8", "replace") for p in head
-        )
+        commit, parents, ctime, an, ae, cn, _ce, trailers = head
         parent = parents.split()[0] if parents.strip() else None
         parsed_trailers = parse_trailers(trailers)
         for route, fields in changes:
@@ -177,21 +195,23 @@ def _parse_log(raw: bytes, route_paths: dict[str, str]) -> list[tuple[str, Recor
             out.append(
                 (
                     route,
-                    Record(commit, parent, int(ctime), an, ae, cn, parsed_trailers, blob, None),
+                    Record(
+                        commit, parent, commit_epoch(ctime), an, ae, cn, parsed_trailers, blob, None
+                    ),
                 )
             )
     return out
 
 
-def _log(loc: Location, revisions: str, *pathspec: str) -> bytes:
+def _log(loc: Location, revisions: str, *pathspec: str) -> list[LogEntry]:
     """`git log --raw` of the first-parent commits in `revisions`, newest first."""
-    return loc.store.git(
-        "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
-        f"--format={LOG_FORMAT}", "--end-of-options", revisions, *(["--", *pathspec] if pathspec else []),
-    ).stdout  # fmt: skip
+    return loc.store.records(
+        "log", _FIELDS, "--no-show-signature", "--first-parent", "--no-renames", "--raw",
+        "--no-abbrev", "--end-of-options", revisions, *(["--", *pathspec] if pathspec else []),
+    )  # fmt: skip
 
 
-def _log_since(loc: Location, since: str, tip: str) -> bytes | None:
+def _log_since(loc: Location, since: str, tip: str) -> list[LogEntry] | None:
     """The log of the first-parent commits after `since` up to `tip`, or None when `since` is
     not on tip's first-parent history (then records cached for it do not describe tip's).
 
@@ -201,10 +221,9 @@ def _log_since(loc: Location, since: str, tip: str) -> bytes | None:
     """
     if not loc.store.is_ancestor(since, tip):
         return None
-    raw = _log(loc, f"{since}..{tip}")
-    oldest = raw.rstrip(b"\n").rsplit(b"\x1e", 1)[-1].split(b"\x00")
-    parents = oldest[1].split() if len(oldest) > 1 else []
-    return raw if parents[:1] == [since.encode()] else None
+    entries = _log(loc, f"{since}..{tip}")
+    parents = entries[-1][0][1].split() if entries else []
+    return entries if parents[:1] == [since] else None
 
 
 def _parse_stages(raw: bytes, label: str) -> dict[str, Any] | None:
@@ -340,18 +359,19 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
     return routes
 
 
-def _route_paths_in(raw: bytes, prefix: str) -> dict[str, str]:
+def _route_paths_in(entries: list[LogEntry], prefix: str) -> dict[str, str]:
     paths: dict[str, str] = {}
-    for line in raw.decode("utf-8", "replace").splitlines():
-        if line.startswith(":") and "\t" in line:
-            path = line.split("\t", 1)[1]
-            name = path[len(prefix) :].removesuffix(".yaml")
-            if (
-                path.startswith(prefix)
-                and path.endswith(".yaml")
-                and refs.name_problem(name) is None
-            ):
-                paths[path] = name
+    for _, tail in entries:
+        for line in tail.splitlines():
+            if line.startswith(":") and "\t" in line:
+                path = line.split("\t", 1)[1]
+                name = path[len(prefix) :].removesuffix(".yaml")
+                if (
+                    path.startswith(prefix)
+                    and path.endswith(".yaml")
+                    and refs.name_problem(name) is None
+                ):
+                    paths[path] = name
     return paths
 
 
@@ -367,11 +387,15 @@ def _seq(trailers: dict[str, str]) -> int | None:
 
 def _effective_time(committed: int, trailers: dict[str, str]) -> int:
     """When an event took effect: its commit time, except for history imported from another
-    registry, which took effect when it originally happened (`Modelctl-Original-Date`)."""
+    registry, which took effect when it originally happened (`Modelctl-Original-Date`).
+
+    Never later than its commit: what a message says can move an imported event back to when
+    it happened, never hide a change that was already in force.
+    """
     if trailers.get("action") != "import" or not trailers.get("original-date"):
         return committed
     parsed = parse_time(trailers["original-date"])
-    return int(parsed[0].timestamp()) if parsed else committed
+    return min(int(parsed[0].timestamp()), committed) if parsed else committed
 
 
 def events(route: str, records: list[Record], stage: str | None = None) -> list[Event]:
@@ -413,11 +437,19 @@ def events(route: str, records: list[Record], stage: str | None = None) -> list[
 
 
 def last_seq(route: str, stage: str, records: list[Record]) -> int:
-    """The highest sequence number used for (route, stage), 0 when none."""
+    """The highest sequence number a lifecycle commit used for (route, stage), 0 when none.
+
+    Counted as verify counts them: a commit whose trailers name no lifecycle action is not
+    one, whatever `Modelctl-Seq` it carries.
+    """
     best = 0
     for record in records:
         t = record.trailers
-        if t.get("route") == route and t.get("stage") == stage:
+        if (
+            t.get("route") == route
+            and t.get("stage") == stage
+            and t.get("action") in LIFECYCLE_ACTIONS
+        ):
             seq = _seq(t)
             if seq is not None and seq > best:
                 best = seq
@@ -524,7 +556,7 @@ def clock(loc: Location) -> datetime:
 def commit_time(loc: Location, commit: str) -> int:
     """A commit's committer time, seconds since the epoch."""
     show = ("show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit)
-    return int(loc.store.out(*show))
+    return commit_epoch(loc.store.out(*show))
 
 
 def live_at(stage_events: list[Event], epoch: float) -> Event | None:

@@ -29,6 +29,26 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("a GitHub token", re.compile(r"\b(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_\w{82})\b")),
     ("a Hugging Face token", re.compile(r"\b(?:hf_|api_org_)[A-Za-z]{34}\b")),
     ("a Google API key", re.compile(r"\bAIza[\w\-]{35}\b")),
+    ("a Groq API key", re.compile(r"\bgsk_[A-Za-z0-9]{48,56}\b")),
+    ("an OpenRouter API key", re.compile(r"\bsk-or-v1-[a-f0-9]{64}\b")),
+    ("an xAI API key", re.compile(r"\bxai-[A-Za-z0-9]{70,90}\b")),
+    ("a Replicate API token", re.compile(r"\br8_[A-Za-z0-9]{37}\b")),
+    ("a Stripe API key", re.compile(r"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{20,99}\b")),
+    ("a Perplexity API key", re.compile(r"\bpplx-[A-Za-z0-9]{48}\b")),
+    ("a Fireworks AI API key", re.compile(r"\bfw_[A-Za-z0-9]{24}\b")),
+    ("a Together AI API key", re.compile(r"\btgp_v1_[A-Za-z0-9_\-]{40,}")),
+    ("an Anyscale API key", re.compile(r"\besecret_[A-Za-z0-9]{24,64}\b")),
+    (
+        "a Langfuse secret key",
+        re.compile(r"\bsk-lf-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
+    ),
+    ("a LangSmith API key", re.compile(r"\blsv2_(?:pt|sk)_[0-9a-f]{32}_[0-9a-f]{10}\b")),
+    # DeepSeek (and other OpenAI-compatible providers): `sk-` and exactly 32 hex digits.
+    ("an API key (sk- and 32 hex digits)", re.compile(r"\bsk-[0-9a-f]{32}\b")),
+    (
+        "an Azure AD client secret",
+        re.compile(r"(?<![\w~.\-])[\w~.]{3}\dQ~[\w~.\-]{31,34}(?![\w~.\-])"),
+    ),
     ("a private key", re.compile(r"-----BEGIN[ A-Z0-9_\-]{0,100}PRIVATE KEY(?: BLOCK)?-----")),
     ("a Slack token", re.compile(r"\bxox[baprs]-[0-9A-Za-z\-]{10,}")),
     ("a GitLab token", re.compile(r"\bglpat-[0-9A-Za-z_\-]{20}\b")),
@@ -70,6 +90,14 @@ def classify(text: str) -> str | None:
         if pattern.search(text):
             return what
     return None  # pragma: no cover - _ANY matched, so one rule does
+
+
+def redact(text: str) -> str:
+    """`text` with every credential-shaped part replaced by `<redacted>`: for messages that
+    quote source text (a duplicate key, an anchor or tag name, a syntax error's context)."""
+    if len(text) < _SHORTEST or not _ANY.search(text):
+        return text
+    return _ANY.sub("<redacted>", text)
 
 
 def _walk(value: Any, path: str) -> Iterator[tuple[str, str]]:

@@ -14,14 +14,19 @@ Findings (each fails verify):
   in the future;
 - a committed version file modified or deleted later, or a file a committed manifest pins
   by digest (a prompt's `template_file`, a dataset's local `uri`);
-- a lifecycle commit touching more than its route file (and eval records), or made for
-  another branch (`Modelctl-Ref`);
-- route-file changes made outside modelctl (unattested);
+- a lifecycle commit touching more than its route file (and eval records), changing another
+  stage's binding than the one it names, or made for another branch (`Modelctl-Ref`);
+- route-file changes made outside modelctl (unattested); only the commit that creates the
+  registry (adds modelctl.yaml, and route files that bind nothing) has nothing to attest;
 - a commit signed by an SSH key that had expired by the time the commit reached the branch
   (after the anchor below, though dated before it);
 - a history that no longer contains the last commit verify accepted here, or whose sequences
   went back (the anchor, `verify-anchor.json`), or that lacks a pinned commit or root.
 Unsigned lifecycle commits in a registry with `signing: optional` are listed as notes.
+
+What a message says never switches a check off: the signing rule a commit is held to is the
+strictest among the stages whose binding it changes (from the route files) and the stage its
+trailers name.
 
 Every run leaves a checkpoint (`.git/modelctl/verify-checkpoint.json`): the audit's state
 before the last `WINDOW` commits, those commits, and the verdict on every lifecycle tag. A
@@ -98,7 +103,7 @@ class _Commit:
     added: dict[str, str] = field(default_factory=dict)
 
 
-_FORMAT = "%x1e%H%x00%P%x00%ct%x00%(trailers:only,unfold)%x00"
+_FIELDS = ("%H", "%P", "%ct", "%(trailers:only,unfold)")
 
 
 def _commits(loc: Location, revisions: str) -> list[_Commit]:
@@ -107,16 +112,12 @@ def _commits(loc: Location, revisions: str) -> list[_Commit]:
 
     A merge's changes are those against its first parent: what it brought onto the branch.
     """
-    raw = loc.store.git(
-        "log", "--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev",
-        "--diff-merges=first-parent", "--reverse",
-        f"--format={_FORMAT}", "--end-of-options", revisions,
-    ).stdout  # fmt: skip
+    entries = loc.store.records(
+        "log", _FIELDS, "--no-show-signature", "--first-parent", "--no-renames", "--raw",
+        "--no-abbrev", "--diff-merges=first-parent", "--reverse", "--end-of-options", revisions,
+    )  # fmt: skip
     out = []
-    for chunk in raw.split(b"\x1e"):
-        if not chunk.strip():
-            continue
-        oid, parents, ctime, trailers, rest = chunk.decode("utf-8", "replace").split("\x00", 4)
+    for (oid, parents, ctime, trailers), rest in entries:
         changes, added = [], {}
         for line in rest.splitlines():
             if not line.startswith(":") or "\t" not in line:
@@ -134,7 +135,9 @@ def _commits(loc: Location, revisions: str) -> list[_Commit]:
                 ):
                     added[path] = fields[3]
         trailer_map = history.parse_trailers(trailers)
-        out.append(_Commit(oid, parents.split(), int(ctime), trailer_map, changes, added))
+        out.append(
+            _Commit(oid, parents.split(), history.commit_epoch(ctime), trailer_map, changes, added)
+        )
     return out
 
 
@@ -226,12 +229,17 @@ class _Audit:
         self.lifecycle: list[_Commit] = []
         self.checked_lifecycle: list[_Commit] = []
         self.checked_trust: list[_Commit] = []
+        # For each commit that changed a route file: route -> the stages whose binding it
+        # changed (None: a route file before or after it cannot be read). Read lazily.
+        self._stage_changes: dict[str, dict[str, frozenset[str] | None]] | None = None
+        self._tip: str | None = None
 
     def run(self, commits: list[_Commit], start: int) -> tuple[int, _State]:
         """Audit `commits`, checking those from index `start` on.
 
         Returns where the checkpoint window of these commits starts and the state there.
         """
+        self._tip = commits[-1].oid if commits else None
         window_start = max(0, len(commits) - WINDOW)
         window_state = self.state.copy()
         pins = _pins(self.loc, commits)
@@ -247,6 +255,47 @@ class _Audit:
                 self.checked_trust.append(commit)
         return window_start, window_state
 
+    def changed_stages(self, commit: _Commit) -> dict[str, frozenset[str] | None]:
+        """Route -> the stages whose binding `commit` changed, from the route files themselves
+        (history's records), never from what its message claims."""
+        if not any(p.startswith("routes/") for _, p in commit.changes):
+            return {}
+        if self._stage_changes is None:
+            self._stage_changes = {}
+            if self._tip is not None:
+                for route, records in history.all_route_records(self.loc, self._tip).items():
+                    before: dict[str, Any] | None = {}
+                    for record in records:
+                        after = record.stages
+                        changed: frozenset[str] | None = None
+                        if before is not None and after is not None:
+                            names = set(before) | set(after)
+                            changed = frozenset(n for n in names if before.get(n) != after.get(n))
+                        self._stage_changes.setdefault(record.commit, {})[route] = changed
+                        before = after
+        found = dict(self._stage_changes.get(commit.oid, {}))
+        for _, path in commit.changes:
+            name = _route_of(path)
+            if name is not None and name not in found:
+                found[name] = None  # changed, but not on record (a merge's side): unknown
+        return found
+
+    def _signing_mode(self, commit: _Commit) -> str:
+        """The signing mode in force for `commit`: the strictest among the stages whose binding
+        it changed and the stage its trailers name (a stage's `require_signed` overriding the
+        registry's `signing`); every stage's when a route file cannot be read; the registry's
+        when no stage is concerned. A message can make the rule stricter, never weaker."""
+        s = self.state
+        stages: set[str] = set()
+        named = commit.trailers.get("stage")
+        if named and commit.trailers.get("action") in history.LIFECYCLE_ACTIONS:
+            stages.add(named)
+        for changed in self.changed_stages(commit).values():
+            if changed is None:
+                return _strictest([s.mode, *s.stage_modes.values()])
+            stages |= changed
+        return _strictest([s.stage_modes.get(stage, s.mode) for stage in stages] or [s.mode])
+
     def _trust(self, commit: _Commit) -> None:
         """The signing mode and allowed-signers blob in force for `commit` (its parent's).
 
@@ -259,14 +308,13 @@ class _Audit:
         """
         s, loc = self.state, self.loc
         settings_path = refs.SETTINGS_FILE
-        stage = commit.trailers.get("stage", "")
         touched = {path for _, path in commit.changes}
         self.gpg_pins[commit.oid] = tuple(s.gpg)
         if settings_path in touched or s.signers_path in touched:
             self.trust_changes.add(commit.oid)
             self.trust[commit.oid] = (s.mode, s.blob)
         else:
-            self.trust[commit.oid] = (s.stage_modes.get(stage, s.mode), s.blob)
+            self.trust[commit.oid] = (self._signing_mode(commit), s.blob)
         if settings_path in touched:
             from modelctl.registry import parse_entry
 
@@ -316,7 +364,7 @@ class _Audit:
                     )
                 )
         if not is_lifecycle:
-            if route_changes and checked and action != "init":
+            if route_changes and checked and not self._creates_registry(commit):
                 findings.append(
                     Finding(
                         "unattested",
@@ -373,6 +421,21 @@ class _Audit:
                         f"committer date {history.iso(commit.time)} is in the future",
                     )
                 )
+            others = sorted(
+                name
+                for changed_route, changed in self.changed_stages(commit).items()
+                if changed_route == route and changed
+                for name in changed - {stage}
+            )
+            if others:
+                findings.append(
+                    Finding(
+                        "scope",
+                        commit.oid,
+                        f"changes what {', '.join(others)} of {route} serves, but its trailers "
+                        f"name stage {stage}",
+                    )
+                )
             allowed = {f"routes/{route}.yaml"}
             extra = [
                 p for _, p in commit.changes
@@ -397,6 +460,33 @@ class _Audit:
                 findings.append(Finding("scope", commit.oid, "lifecycle commit is a merge"))
         s.last_time = max(s.last_time or commit.time, commit.time)
         return True
+
+    def _creates_registry(self, commit: _Commit) -> bool:
+        """Whether `commit` is one that creates the registry (`modelctl init`, the setup commit
+        of an import): it adds modelctl.yaml, and every route file it touches it adds, binding
+        no stage. Known from what it changes, never from its message: such a commit has no
+        lifecycle event to attest, and nothing else is exempt."""
+        if ("A", refs.SETTINGS_FILE) not in commit.changes:
+            return False
+        routes = [(status, p) for status, p in commit.changes if _route_of(p) is not None]
+        if any(status != "A" for status, _ in routes):
+            return False
+        changed = self.changed_stages(commit)
+        return all(changed.get(_route_of(p) or "") == frozenset() for _, p in routes)
+
+
+_STRICTNESS = {"off": 0, "optional": 1, "required": 2}
+
+
+def _strictest(modes: list[str]) -> str:
+    return max(modes, key=lambda mode: _STRICTNESS.get(mode, 2))
+
+
+def _route_of(path: str) -> str | None:
+    """The route whose file `path` is, or None."""
+    if not path.startswith("routes/") or refs.classify_path(path) is None:
+        return None
+    return path.removeprefix("routes/").removesuffix(".yaml")
 
 
 # --- signatures ---------------------------------------------------------------------------------
@@ -601,16 +691,15 @@ class _Undecided(Exception):
     """A resumed run met a tag it cannot judge without the whole history."""
 
 
-_TAG_FORMAT = "--format=%(refname)%00%(objecttype)%00%(tag)%00%(*objectname)%00%(objectname)"
+_TAG_FIELDS = ("%(refname)", "%(objecttype)", "%(tag)", "%(*objectname)", "%(objectname)")
 
 
 def _tag_rows(loc: Location, names: list[str] | None = None) -> Iterator[list[str]]:
     """(ref, object type, tag header, target, object) of lifecycle tags: all, or `names`."""
     patterns = [f"refs/tags/{refs.TAG_PREFIX}/"] if names is None else names
     for i in range(0, len(patterns), 500):
-        raw = loc.store.out("for-each-ref", _TAG_FORMAT, *patterns[i : i + 500])
-        for line in raw.splitlines():
-            yield line.split("\x00")
+        for row, _ in loc.store.records("for-each-ref", _TAG_FIELDS, *patterns[i : i + 500]):
+            yield row
 
 
 def _judge_tag(

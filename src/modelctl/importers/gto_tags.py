@@ -121,22 +121,17 @@ class SkippedTag:
     reason: str
 
 
-_TAG_FORMAT = (
-    "%00".join(
-        [
-            "%(refname)",
-            "%(objecttype)",
-            "%(*objecttype)",
-            "%(*objectname)",
-            "%(taggername)",
-            "%(taggeremail)",
-            "%(taggerdate:raw)",
-            "%(taggerdate:iso-strict)",
-            "%(contents:subject)",
-            "%(contents:body)",
-        ]
-    )
-    + "%1e"
+_TAG_FIELDS = (
+    "%(refname)",
+    "%(objecttype)",
+    "%(*objecttype)",
+    "%(*objectname)",
+    "%(taggername)",
+    "%(taggeremail)",
+    "%(taggerdate:raw)",
+    "%(taggerdate:iso-strict)",
+    "%(contents:subject)",
+    "%(contents:body)",
 )
 
 
@@ -151,17 +146,11 @@ def _ident(name: str, email: str) -> str:
 
 def read_tags(store: GitStore) -> tuple[list[Event], list[SkippedTag], int]:
     """(GTO tag events, tags listed as not imported, count of tags that are not GTO's)."""
-    raw = store.git("for-each-ref", f"--format={_TAG_FORMAT}", "refs/tags/").stdout
     events: list[Event] = []
     skipped: list[SkippedTag] = []
     others = 0
-    for record in raw.decode("utf-8", "replace").split("\x1e"):
-        record = record.lstrip("\n")
-        if not record:
-            continue
-        ref, objtype, target_type, target, name, email, raw_date, date, subject, body = (
-            record.split("\x00") + [""] * 10
-        )[:10]
+    for record, _ in store.records("for-each-ref", _TAG_FIELDS, "refs/tags/"):
+        ref, objtype, target_type, target, name, email, raw_date, date, subject, body = record
         tag = ref.removeprefix("refs/tags/")
         parsed = parse_tag_name(tag)
         if parsed is None:
@@ -200,15 +189,12 @@ def commit_events(store: GitStore, commits_of: dict[str, set[str]]) -> list[Even
     wanted = sorted({c for shas in commits_of.values() for c in shas})
     if not wanted:
         return []
-    out = store.out(
-        "log", "--no-show-signature", "--no-walk=unsorted", "--stdin", "--date=raw",
-        "--format=%H%x00%cd%x00%cI%x00%cn%x00%ce%x00%s",
+    rows = store.records(
+        "log", ("%H", "%cd", "%cI", "%cn", "%ce", "%s"),
+        "--no-show-signature", "--no-walk=unsorted", "--stdin", "--date=raw",
         stdin="".join(f"{c}\n" for c in wanted).encode(),
     )  # fmt: skip
-    info: dict[str, list[str]] = {}
-    for line in out.splitlines():
-        fields = (line.split("\x00") + [""] * 6)[:6]
-        info[fields[0]] = fields[1:]
+    info = {fields[0]: fields[1:] for fields, _ in rows}
     events = []
     for artifact, shas in sorted(commits_of.items()):
         for sha in sorted(shas):
