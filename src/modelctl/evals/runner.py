@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelctl import commits, manifests, refs
+from modelctl import commits, manifests, refs, suggest
 from modelctl.errors import ManifestError, Problem, UsageError
 from modelctl.evals import stats
 from modelctl.evals.evaluators import EvaluatorSpec, builtin_check, run_external
@@ -63,14 +63,15 @@ def stage_bindings(
     """What is compared: the stage promote would copy from, against what `to` serves now."""
     settings = snapshot.settings or {}
     names = [s["name"] for s in settings.get("stages", [])]
-    if to not in names:
+    suggest.check_stage(snapshot.settings, to, "--to")
+    if candidate_from is not None:
+        suggest.check_stage(snapshot.settings, candidate_from, "--candidate-from")
+    if baseline_from is not None:
+        suggest.check_stage(snapshot.settings, baseline_from, "--baseline-from")
+    entry = snapshot.require_route(route)
+    if entry.data is None:
         raise UsageError(
-            f"stage {to!r} is not defined in modelctl.yaml", hint=f"stages: {', '.join(names)}"
-        )
-    entry = snapshot.route(route)
-    if entry is None or entry.data is None:
-        raise UsageError(
-            f"no valid route {route!r} at {snapshot.label}", hint="see: modelctl status"
+            f"routes/{route}.yaml is invalid at {snapshot.label}", hint="run modelctl validate"
         )
     stages = entry.data.get("stages", {})
     index = names.index(to)

@@ -105,6 +105,7 @@ def explain(
     unique = {s.span_id: s for s in found}
     snapshot = snapshot_at(loc)
     ctx = Context.build(loc, snapshot, snapshot.commit, default_stage)
+    ctx.default_stage = ctx.known_stage(default_stage, "--default-stage")
     memory = Memory()
     calls = calls_in(span_io.batch_of(list(unique.values())), memory, ctx)
     calls += memory.drain(ctx)
