@@ -224,9 +224,16 @@ class Context:
 
     def known_stage(self, value: str, flag: str) -> str:
         """A stage named on the command line (or an alias of one), as the registry names it."""
-        if self.snapshot.settings is None:  # validate reports that; spans are still read
-            return self.stage_aliases.get(value, value)
-        return suggest.check_stage(self.snapshot.settings, value, flag, aliases=True)
+        return known_stage(self.snapshot, value, flag)
+
+
+def known_stage(snapshot: Snapshot, value: str, flag: str) -> str:
+    """A stage named on the command line (or an alias of one), as the registry names it: the
+    shared check (exit 2, with the nearest stages) with aliases; unchecked when modelctl.yaml
+    is invalid (validate reports that; spans are still read)."""
+    if snapshot.settings is None:
+        return value
+    return suggest.check_stage(snapshot.settings, value, flag, aliases=True)
 
 
 def binding_entries(binding: dict[str, Any] | None) -> tuple[set[str], set[str], set[str]]:
