@@ -279,3 +279,18 @@ def test_a_known_name_costs_no_suggestion_and_is_answered(served: Path) -> None:
 )  # fmt: skip
 def test_nearest(value: str, choices: list[str], expected: list[str]) -> None:
     assert nearest(value, choices) == expected
+
+
+def test_history_is_answered_while_modelctl_yaml_is_broken(served: Path, tmp_path: Path) -> None:
+    """An audit question about a stage the route's history holds does not depend on today's
+    settings; any other stage is refused, saying why it cannot be checked."""
+    from conftest import git
+
+    repo = tmp_path / "copy"
+    git(served.parent, "clone", "-q", str(served), str(repo))
+    (repo / "modelctl.yaml").write_text("apiVersion: modelctl/v1\nkind: Registry\nname: x\n")
+    git(repo, "commit", "-qam", "broken settings")
+    ok = cli("history", ROUTE, "--stage", "dev", "--json", cwd=repo)
+    assert ok.exit_code == 0, ok.stderr
+    bad = cli("history", ROUTE, "--stage", "qa", cwd=repo)
+    assert bad.exit_code == 2 and "modelctl.yaml is missing or invalid" in bad.stderr

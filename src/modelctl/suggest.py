@@ -9,7 +9,7 @@ nearest names. The error and its suggestions are made here, for all three.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from typing import Any
 
 from modelctl.errors import UsageError
@@ -119,13 +119,15 @@ def check_stage(
     flag: str = "--stage",
     *,
     aliases: bool = False,
-    also: Iterable[str] = (),
+    also: Collection[str] = (),
     where: str = "",
 ) -> str:
     """`value` as the registry names the stage; UnknownName (exit 2) when it is none of the
     stages of `settings` (the registry's `modelctl.yaml`), nor of `also` (stages a route's
     history still holds after they left the path). With `aliases`, a stage's aliases count."""
     if settings is None:
+        if value in also:
+            return value
         raise UsageError(
             f"{flag} {value}: modelctl.yaml is missing or invalid"
             f"{' at ' + where if where else ''}, so its stages are unknown",
