@@ -308,9 +308,11 @@ def _check_asked(
             f"route {route!r} has no history on {branch.removeprefix('refs/heads/')}",
             hint=f"its first deploy starts it: modelctl deploy {route} --stage STAGE ...",
         )
-    if stage is not None:
+    if stage is None:
+        return
+    past = {name for r in records for name in (r.stages or {})}
+    if stage not in past:  # only then is modelctl.yaml read: a stage with history is known
         settings = files_at(loc, tip, {refs.SETTINGS_FILE: "settings"})[refs.SETTINGS_FILE]
-        past = {name for r in records for name in (r.stages or {})}
         suggest.check_stage(settings.data if settings else None, stage, also=sorted(past))
 
 
