@@ -157,9 +157,9 @@ def _stage_names(snapshot: Snapshot) -> list[str]:
     return [s["name"] for s in settings["stages"]]
 
 
-def _check_stage(snapshot: Snapshot, stage: str, flag: str) -> list[str]:
+def _check_stage(snapshot: Snapshot, stage: str, flag: str) -> None:
+    _stage_names(snapshot)  # modelctl.yaml must be valid to change what a stage serves
     suggest.check_stage(snapshot.settings, stage, flag)
-    return _stage_names(snapshot)
 
 
 def _check_refs(snapshot: Snapshot, binding: Binding) -> None:
