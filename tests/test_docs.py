@@ -122,6 +122,22 @@ def test_a_shell_stays_where_the_previous_block_left_it(demo: Path, tmp_path: Pa
     run_page(page, demo, tmp_path / "run")  # validate runs inside mine/, the registry
 
 
+@pytest.mark.parametrize("doc", RUNNABLE, ids=lambda p: p.name)
+def test_a_page_says_where_its_commands_run(doc: Path) -> None:
+    """A reader cannot guess that a block needs the demo's registry: before its first block that
+    runs there, the page says so."""
+    text = doc.read_text()
+    for match in _FENCE.finditer(text):
+        lang, rest, _ = match.groups()
+        if lang == "bash" and not {"illustrative", "fresh"} & set(rest.split()):
+            before = text[: match.start()]
+            assert "modelctl demo" in before or "demo registry" in before, (
+                f"{doc.name}: say that the block at offset {match.start()} runs in the registry "
+                "`modelctl demo` builds (or mark it `fresh` and start it from nothing)"
+            )
+            return
+
+
 def test_every_command_is_documented_in_the_readme() -> None:
     from modelctl.cli.app import app
 
