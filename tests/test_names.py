@@ -201,6 +201,7 @@ ROUTE_COMMANDS = [
     ["export", "json", "{X}", "--stage", "production"],
     ["export", "litellm", "{X}", "--stage", "production"],
     ["show", "{X}"],
+    ["show", "route/{X}"],
     ["lineage", "{X}", "--stage", "production"],
 ]
 
@@ -294,3 +295,11 @@ def test_history_is_answered_while_modelctl_yaml_is_broken(served: Path, tmp_pat
     assert ok.exit_code == 0, ok.stderr
     bad = cli("history", ROUTE, "--stage", "qa", cwd=repo)
     assert bad.exit_code == 2 and "modelctl.yaml is missing or invalid" in bad.stderr
+
+
+def test_a_misspelt_eval_run_is_named(served: Path) -> None:
+    result = cli("show", f"eval/{ROUTE}/nope", "--json", cwd=served)
+    assert result.exit_code == 2
+    error = json.loads(result.stdout)["error"]
+    assert "no eval run 'nope' of route support-bot" in error["message"]
+    assert error["unknown"]["what"] == "eval run"

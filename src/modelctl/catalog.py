@@ -16,6 +16,7 @@ from modelctl.registry import (
     snapshot_at,
     unknown_route,
 )
+from modelctl.suggest import UnknownName
 
 LIST_KINDS = ("model", "prompt", "judge", "dataset", "route", "eval")
 _CATEGORY = {
@@ -107,12 +108,18 @@ def find(snapshot: Snapshot, text: str) -> Entry:
     head, slash, rest = text.partition("/")
     if slash and head.rstrip("s") in ("route", "eval"):
         if head.rstrip("s") == "route":
-            entry = snapshot.route(rest)
-        else:
-            route, _, run = rest.partition("/")
-            entry = snapshot.entries.get(str(refs.eval_path(route, run)))
+            return snapshot.require_route(rest)
+        route, _, run = rest.partition("/")
+        entry = snapshot.entries.get(str(refs.eval_path(route, run)))
         if entry is None:
-            raise UsageError(f"{text} does not exist in {snapshot.label}")
+            folder = f"evals/{route}/"
+            runs = [
+                e.path[len(folder) : -len(".yaml")]
+                for e in snapshot.artifacts("evals")
+                if e.path.startswith(folder)
+            ]
+            where = f"of route {route} at {snapshot.where}"
+            raise UnknownName("eval run", run, runs, where=where, listed_as=f"runs of {route}")
         return entry
     if "@" not in text:
         return snapshot.require_route(text)
