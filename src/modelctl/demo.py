@@ -123,8 +123,8 @@ def _write_outputs(repo: Path) -> str:
     """The outputs the evals score, put where a user following the docs finds them."""
     shutil.copytree(_bundled("outputs"), repo / OUTPUTS, dirs_exist_ok=True)
     return (
-        f"your eval harness wrote each binding's outputs on the golden set to {OUTPUTS}/ "
-        "(not part of the registry: they stay uncommitted)"
+        f"your eval harness wrote each binding's outputs on the golden set to {OUTPUTS}/; "
+        "they are not part of the registry and stay uncommitted"
     )
 
 
