@@ -178,7 +178,7 @@ def test_the_json_error_carries_the_suggestions(served: Path, key: tuple[str, st
     result = cli(*_argv(served, STAGE_OPTIONS[key], "stagin"), "--json", cwd=served)
     assert result.exit_code == 2
     error = json.loads(result.stdout)["error"]
-    assert error["exit_code"] == 2 and error["type"] == "UnknownName"
+    assert error["exit_code"] == 2 and error["type"] == "UsageError"
     assert error["unknown"] == {
         "what": "stage",
         "value": "stagin",

@@ -356,10 +356,12 @@ def check_route(
     `exists` says so: the caller already knows, e.g. from the route's history). The routes are
     listed only on a miss, so a good name costs nothing more."""
     refs.check_name(name, "route name")
-    if exists is None:
-        exists = name in route_names_at(loc, commit)
-    if not exists:
-        raise unknown_route(name, route_names_at(loc, commit), label or commit[:7])
+    if exists:
+        return
+    known = route_names_at(loc, commit)
+    if exists is None and name in known:
+        return
+    raise unknown_route(name, known, label or commit[:7])
 
 
 def _route_paths(loc: Location, commit: str) -> list[str]:

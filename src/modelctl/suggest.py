@@ -90,6 +90,7 @@ class UnknownName(UsageError):
 
     def to_json(self) -> dict[str, Any]:
         payload = super().to_json()
+        payload["type"] = "UsageError"  # what scripts match on; `unknown` says which kind
         payload["unknown"] = {
             "what": self.what,
             "value": self.value,
