@@ -161,7 +161,9 @@ def test_json_errors_are_json(registry: Path) -> None:
     result = cli("show", "nope@1", "--json", cwd=registry)
     assert result.exit_code == ExitCode.USAGE
     payload = json.loads(result.stdout)
-    assert payload["error"]["exit_code"] == 2 and "does not exist" in payload["error"]["message"]
+    assert (
+        payload["error"]["exit_code"] == 2 and "no version 'nope@1'" in payload["error"]["message"]
+    )
 
 
 def test_dash_c(registry: Path, tmp_path: Path) -> None:

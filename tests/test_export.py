@@ -258,7 +258,7 @@ def test_export_json_inlines_a_pinned_template_file(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
-        (["support-bot", "--stage", "qa"], 2, "stage 'qa' is not defined in modelctl.yaml"),
+        (["support-bot", "--stage", "qa"], 2, "no stage 'qa' in modelctl.yaml"),
         (["nope", "--stage", "dev"], 2, "no route 'nope'"),
         (["triage", "--stage", "production"], 2, "route triage serves nothing on stage production"),
         (["support-bot"], 2, "Missing option '--stage'"),

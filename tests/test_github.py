@@ -242,8 +242,8 @@ def test_action_reports_errors_and_can_leave_the_step_green(tmp_path: Path) -> N
     assert run.exit_code == 0, run.stderr
     assert run.outputs["exit-code"] == "2"
     assert json.loads(run.outputs["json"])["error"]["type"] == "UsageError"
-    assert "::error title=modelctl lineage::nothing@1 does not exist" in run.stdout
-    assert "**nothing@1 does not exist" in run.summary
+    assert "::error title=modelctl lineage::no version 'nothing@1'" in run.stdout
+    assert "**no version 'nothing@1'" in run.summary
 
 
 def test_action_refuses_an_empty_command(tmp_path: Path) -> None:

@@ -82,7 +82,8 @@ def test_promote_follows_the_stage_path(repo: Path) -> None:
 def test_promote_from_an_empty_stage_is_refused(repo: Path) -> None:
     before = refs_snapshot(repo)
     result = cli("promote", "support-bot", "--to", "staging", cwd=repo)
-    assert result.exit_code == 2 and "dev serves nothing" in result.stderr
+    assert result.exit_code == 2 and "no route 'support-bot'" in result.stderr
+    assert "modelctl deploy" in result.stderr  # how a route starts
     assert refs_snapshot(repo) == before
 
 
@@ -107,9 +108,9 @@ def test_gates_refuse_and_write_nothing(repo: Path) -> None:
 
 def test_deploy_refuses_unknown_models_and_stages(repo: Path) -> None:
     result = cli("deploy", "support-bot", "--stage", "dev", "--model", "nope@1", cwd=repo)
-    assert result.exit_code == 1 and "model nope@1" in result.stderr
+    assert result.exit_code == 2 and "no model 'nope@1'" in result.stderr
     result = cli("deploy", "support-bot", "--stage", "qa", *GPT5, cwd=repo)
-    assert result.exit_code == 2 and "stage 'qa' is not defined" in result.stderr
+    assert result.exit_code == 2 and "no stage 'qa' in modelctl.yaml" in result.stderr
     result = cli("deploy", "Bad", "--stage", "dev", *GPT5, cwd=repo)
     assert result.exit_code == 2
 
@@ -179,7 +180,7 @@ def test_rollback_restores_previous_binding_as_a_new_commit(repo: Path) -> None:
 
 def test_rollback_without_history_is_refused(repo: Path) -> None:
     result = cli("rollback", "support-bot", "--stage", "dev", cwd=repo)
-    assert result.exit_code == 2 and "no history" in result.stderr
+    assert result.exit_code == 2 and "no route 'support-bot'" in result.stderr
     deploy_dev(repo)
     result = cli("rollback", "support-bot", "--stage", "dev", cwd=repo)
     assert result.exit_code == 2 and "one binding only" in result.stderr

@@ -289,9 +289,9 @@ def test_json_format_equals_json_flag(repo: Path) -> None:
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["ghost@1"], "ghost@1 does not exist"),
+        (["ghost@1"], "no version 'ghost@1'"),
         (["no-such-route"], "is not a version, eval run or route"),
-        (["support-bot", "--stage", "canary"], "has never served anything on stage canary"),
+        (["support-bot", "--stage", "canary"], "no stage 'canary' in modelctl.yaml"),
         (["support-bot", "--format", "svg"], "unknown format 'svg'"),
         (["Bad@Ref"], "invalid name"),
     ],

@@ -500,9 +500,9 @@ def test_stage_names_are_checked_and_counting_nothing_never_passes_a_gate(
 ) -> None:
     path = write(tmp_path / "one.jsonl", [request(T(3, 9), NEW, prompt="support-system@4")])
     typo = cli("coverage", str(path), "--stage", "prodution", "--min-coverage", "99", cwd=hist)
-    assert typo.exit_code == 2 and "--stage 'prodution' is not a stage" in typo.stderr
+    assert typo.exit_code == 2 and "--stage: no stage 'prodution'" in typo.stderr
     bad = cli("coverage", str(path), "--default-stage", "nope", cwd=hist)
-    assert bad.exit_code == 2 and "--default-stage 'nope'" in bad.stderr
+    assert bad.exit_code == 2 and "--default-stage: no stage 'nope'" in bad.stderr
     assert coverage(hist, str(path), "--stage", "prod")["spans"] == 1  # an alias is a stage
     # a stage that served nothing: no call counted, so no coverage gate passes
     empty = coverage(hist, str(path), "--stage", "dev", "--min-coverage", "1", code=1)

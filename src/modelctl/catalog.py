@@ -7,7 +7,16 @@ from typing import Any
 
 from modelctl import refs
 from modelctl.errors import UsageError
-from modelctl.registry import Entry, Location, Snapshot, files_at, snapshot_at
+from modelctl.registry import (
+    Entry,
+    Location,
+    Snapshot,
+    files_at,
+    route_names_at,
+    snapshot_at,
+    unknown_route,
+)
+from modelctl.suggest import UnknownName
 
 LIST_KINDS = ("model", "prompt", "judge", "dataset", "route", "eval")
 _CATEGORY = {
@@ -99,30 +108,26 @@ def find(snapshot: Snapshot, text: str) -> Entry:
     head, slash, rest = text.partition("/")
     if slash and head.rstrip("s") in ("route", "eval"):
         if head.rstrip("s") == "route":
-            entry = snapshot.route(rest)
-        else:
-            route, _, run = rest.partition("/")
-            entry = snapshot.entries.get(str(refs.eval_path(route, run)))
+            return snapshot.require_route(rest)
+        route, _, run = rest.partition("/")
+        entry = snapshot.entries.get(str(refs.eval_path(route, run)))
         if entry is None:
-            raise UsageError(f"{text} does not exist in {snapshot.label}")
+            folder = f"evals/{route}/"
+            runs = [
+                e.path[len(folder) : -len(".yaml")]
+                for e in snapshot.artifacts("evals")
+                if e.path.startswith(folder)
+            ]
+            where = f"of route {route} at {snapshot.where}"
+            raise UnknownName("eval run", run, runs, where=where, listed_as=f"runs of {route}")
         return entry
     if "@" not in text:
-        refs.check_name(text, "route name")
-        entry = snapshot.route(text)
-        if entry is None:
-            raise UsageError(
-                f"no route {text!r} in {snapshot.label}",
-                hint="versions are shown as name@version, e.g. support-llm@2026-04",
-            )
-        return entry
+        return snapshot.require_route(text)
     ref = refs.parse_ref(text)
     kinds = [ref.kind] if ref.kind else list(refs.Kind)
     found = [e for k in kinds if (e := snapshot.get(ref.qualified(k))) is not None]
     if not found:
-        raise UsageError(
-            f"{text} does not exist in {snapshot.label}",
-            hint="see what exists with: modelctl list",
-        )
+        raise snapshot.unknown_ref(text, ref.kind)
     if len(found) > 1:
         options = ", ".join(f"{e.category}/{ref.name}@{ref.version}" for e in found)
         raise UsageError(f"{text} is ambiguous", hint=f"say which one: {options}")
@@ -174,10 +179,8 @@ def show_ref(loc: Location, rev: str, text: str) -> ShowResult:
         path = str(refs.route_path(text))
         entry = files_at(loc, commit, {path: "routes"})[path]
         if entry is None:
-            raise UsageError(
-                f"no route {text!r} at {rev} ({commit[:7]})",
-                hint="versions are shown as name@version, e.g. support-llm@2026-04",
-            )
+            label = f"{rev} ({commit[:7]})"
+            raise unknown_route(text, route_names_at(loc, commit), label)
         return ShowResult("route", f"route/{text}", path, entry.oid, f"{rev} ({commit[:7]})",
                           entry.data, [str(p) for p in entry.problems])  # fmt: skip
     return show(snapshot_at(loc, rev), text)

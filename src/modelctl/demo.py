@@ -116,6 +116,16 @@ def _remove_secret(repo: Path) -> str:
 
 
 SPANS = "spans.otlp.jsonl"
+OUTPUTS = "outputs"  # the eval outputs, as a user's own harness would leave them
+
+
+def _write_outputs(repo: Path) -> str:
+    """The outputs the evals score, put where a user following the docs finds them."""
+    shutil.copytree(_bundled("outputs"), repo / OUTPUTS, dirs_exist_ok=True)
+    return (
+        f"your eval harness wrote each binding's outputs on the golden set to {OUTPUTS}/; "
+        "they are not part of the registry and stay uncommitted"
+    )
 
 
 def _export_spans(repo: Path) -> str:
@@ -125,14 +135,15 @@ def _export_spans(repo: Path) -> str:
     return f"the gateway's OpenTelemetry Collector exported the week's production spans to {SPANS}"
 
 
-def steps(outputs: Path, start: datetime) -> list[Step]:
-    """The walk-through; later capabilities add their steps here."""
+def steps(start: datetime) -> list[Step]:
+    """The walk-through; later capabilities add their steps here. Paths are relative to the
+    demo registry, as a user would type them there."""
 
     def hour(n: float) -> str:
         return (start + timedelta(hours=n)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     golden = ["--dataset", "support-golden@2026-04"]
-    base_out = ["--baseline-outputs", str(outputs / "baseline.jsonl")]
+    base_out = ["--baseline-outputs", f"{OUTPUTS}/baseline.jsonl"]
     old = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3",
            "--fallback", "support-claude@2026-05,support-system@3"]  # fmt: skip
     new = ["--model", "support-gpt@2026-05", "--prompt", "support-system@4",
@@ -208,7 +219,7 @@ def steps(outputs: Path, start: datetime) -> list[Step]:
                 "production",
                 *golden,
                 "--candidate-outputs",
-                str(outputs / "candidate-regressed.jsonl"),
+                f"{OUTPUTS}/candidate-regressed.jsonl",
                 *base_out,
                 "--evaluator",
                 "contains",
@@ -216,6 +227,7 @@ def steps(outputs: Path, start: datetime) -> list[Step]:
                 "regressed",
             ],
             expect=1,
+            before=_write_outputs,
         ),
         Step(
             "The gate refuses the canary: the only eval of this candidate failed",
@@ -233,7 +245,7 @@ def steps(outputs: Path, start: datetime) -> list[Step]:
                 "production",
                 *golden,
                 "--candidate-outputs",
-                str(outputs / "candidate.jsonl"),
+                f"{OUTPUTS}/candidate.jsonl",
                 *base_out,
                 "--evaluator",
                 "contains",
@@ -313,7 +325,7 @@ def run(repo: Path, on_step: Callable[[Step], None]) -> DemoResult:
         env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
     )
     result = DemoResult(str(repo), signed)
-    for index, step in enumerate(steps(_bundled("outputs"), start), 1):
+    for index, step in enumerate(steps(start), 1):
         if step.before is not None:
             step.note = step.before(repo)
         when = (start + timedelta(hours=index)).strftime("%Y-%m-%dT%H:%M:%SZ")

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelctl import commits, gates, history, manifests, refs
+from modelctl import commits, gates, history, manifests, refs, suggest
 from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.gitstore import TagSpec
 from modelctl.registry import Location, Snapshot
@@ -182,13 +182,19 @@ def _stage_names(snapshot: Snapshot) -> list[str]:
     return [s["name"] for s in settings["stages"]]
 
 
-def _check_stage(snapshot: Snapshot, stage: str) -> list[str]:
-    names = _stage_names(snapshot)
-    if stage not in names:
-        raise UsageError(
-            f"stage {stage!r} is not defined in modelctl.yaml", hint=f"stages: {', '.join(names)}"
-        )
-    return names
+def _check_stage(snapshot: Snapshot, stage: str, flag: str) -> None:
+    _stage_names(snapshot)  # modelctl.yaml must be valid to change what a stage serves
+    suggest.check_stage(snapshot.settings, stage, flag)
+
+
+def _check_refs(snapshot: Snapshot, binding: Binding) -> None:
+    """Every version the command line names exists: a typo is a usage error with the nearest
+    versions, not a failed gate."""
+    from modelctl.policy import _binding_refs
+
+    for _field, kind, text in _binding_refs(binding, "binding"):
+        if snapshot.get(refs.parse_ref(text, kind)) is None:
+            raise snapshot.unknown_ref(text, kind)
 
 
 def _render_route(data: dict[str, Any], order: list[str]) -> bytes:
@@ -330,7 +336,8 @@ def deploy(
     plan = _Plan("deploy", route, stage)
 
     def planner(snapshot: Snapshot, tip: str | None) -> commits.Change:
-        _check_stage(snapshot, stage)
+        _check_stage(snapshot, stage, "--stage")
+        _check_refs(snapshot, binding)
         records = history.route_records(loc, route, tip) if tip else []
         current = _route_data(snapshot, route).get("stages", {}).get(stage)
         if current == binding:
@@ -343,7 +350,10 @@ def deploy(
     return _finish(loc, plan, planner, dry_run, push)
 
 
-def _source_stage(names: list[str], target: str, source: str | None, allow_skip: bool) -> str:
+def _source_stage(snapshot: Snapshot, target: str, source: str | None, allow_skip: bool) -> str:
+    names = _stage_names(snapshot)
+    if source is not None:
+        suggest.check_stage(snapshot.settings, source, "--from")
     index = names.index(target)
     if index == 0:
         raise UsageError(
@@ -385,9 +395,10 @@ def promote(
     pinned: dict[str, Binding] = {}
 
     def planner(snapshot: Snapshot, tip: str | None) -> commits.Change:
-        names = _check_stage(snapshot, target)
+        _check_stage(snapshot, target, "--to")
+        snapshot.require_route(route)
         allow = bool((snapshot.settings or {}).get("allow_stage_skip"))
-        src = _source_stage(names, target, source, allow)
+        src = _source_stage(snapshot, target, source, allow)
         stages = _route_data(snapshot, route).get("stages", {})
         candidate = stages.get(src)
         if candidate is None:
@@ -465,10 +476,12 @@ def rollback(
     plan = _Plan("rollback", route, stage)
 
     def planner(snapshot: Snapshot, tip: str | None) -> commits.Change:
-        _check_stage(snapshot, stage)
         if tip is None:
             raise UsageError("the registry has no history yet; there is nothing to roll back")
         records = history.route_records(loc, route, tip)
+        if not records:
+            snapshot.require_route(route)
+        _check_stage(snapshot, stage, "--stage")
         stage_events = history.events(route, records, stage)
         if not stage_events:
             raise UsageError(f"{stage} on route {route} has no history; nothing to roll back")

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import gates, history, refs
+from modelctl import gates, history, refs, suggest
 from modelctl.errors import UsageError
 from modelctl.registry import Entry, Location, Snapshot
 
@@ -343,10 +343,12 @@ def _roots(snapshot: Snapshot, graph: Graph, text: str, stage: str | None) -> li
 
     if stage is not None:
         route = text.removeprefix("routes/").removeprefix("route/")
-        refs.check_name(route, "route name")
+        if route not in graph.routes:
+            snapshot.require_route(route)
         refs.check_name(stage, "stage name")
+        served = [graph.nodes[s].detail["stage"] for s in graph.routes.get(route, [])]
+        suggest.check_stage(snapshot.settings, stage, also=served)
         if stage_id(route, stage) not in graph.nodes:
-            served = [graph.nodes[s].detail["stage"] for s in graph.routes.get(route, [])]
             raise UsageError(
                 f"route {route} has never served anything on stage {stage}",
                 hint=f"stages with history: {', '.join(served)}"
@@ -370,8 +372,10 @@ def _roots(snapshot: Snapshot, graph: Graph, text: str, stage: str | None) -> li
             f"route {route} has no lifecycle history yet: nothing serves it",
             hint=f"deploy it first: modelctl deploy {route} --stage STAGE --model NAME@VERSION",
         )
+    near = suggest.did_you_mean(suggest.nearest(route, snapshot.route_names()))
     raise UsageError(
-        f"{text!r} is not a version, eval run or route in {snapshot.label}",
+        f"{text!r} is not a version, eval run or route in {snapshot.label}"
+        + (f"; {near}" if near else ""),
         hint="give NAME@VERSION, KIND/NAME@VERSION, eval/ROUTE/RUN or a route name "
         "(see: modelctl list)",
     )

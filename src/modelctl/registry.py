@@ -21,6 +21,7 @@ from modelctl import refs
 from modelctl.atomic import write_atomic
 from modelctl.errors import GitError, Problem, RegistryNotFound, UsageError
 from modelctl.gitstore import GitStore, blob_id
+from modelctl.suggest import UnknownName
 
 CACHE_FORMAT = 4  # 4: read with replace objects and grafts ignored (older may hold them)
 MAX_MANIFEST_BYTES = 1024 * 1024  # the strict loader's limit (modelctl.yamlio.MAX_BYTES)
@@ -73,14 +74,64 @@ class Snapshot:
 
     def require(self, text: str, kind: refs.Kind) -> dict[str, Any]:
         """The data of the valid manifest `text` (NAME@VERSION) names; UsageError when there
-        is none."""
+        is none (UnknownName, with the nearest versions, when there is no such file)."""
         entry = self.get(refs.parse_ref(text, kind))
-        if entry is None or entry.data is None:
-            raise UsageError(f"{kind.singular} {text} is not in the registry at {self.label}")
+        if entry is None:
+            raise self.unknown_ref(text, kind)
+        if entry.data is None:
+            raise UsageError(
+                f"{kind.singular} {text} is invalid at {self.label} ({entry.path})",
+                hint="run modelctl validate and fix what it reports",
+            )
         return entry.data
+
+    def unknown_ref(
+        self, text: str, kind: refs.Kind | None, flag: str | None = None
+    ) -> UnknownName:
+        """The error for a reference to a version this snapshot does not hold (of `kind`, or
+        of any kind when the reference does not say)."""
+        ref = refs.parse_ref(text, kind)
+        kinds = [kind] if kind is not None else list(refs.Kind)
+        versions: dict[str, list[str]] = {}
+        for k in kinds:
+            for entry in self.artifacts(k.value):
+                place = refs.classify_path(entry.path)
+                if place is not None and place.version is not None:
+                    versions.setdefault(place.name, []).append(place.version)
+        choices = [f"{name}@{v}" for name, vs in versions.items() for v in vs]
+        what = kind.singular if kind is not None else "version"
+        own = versions.get(ref.name)
+        return UnknownName(
+            what,
+            f"{ref.name}@{ref.version}",
+            choices,
+            where=f"at {self.where}",
+            flag=flag,
+            listed_as=f"versions of {ref.name}" if own else kind.value if kind else "names",
+            listed=own if own else (None if kind else sorted(versions)),
+            hint=f"add it first: modelctl add {kind.singular if kind else 'KIND'} ...",
+        )
+
+    @property
+    def where(self) -> str:
+        """The label, with a full commit id shortened."""
+        if self.commit and self.label.startswith(self.commit):
+            return self.commit[:7]
+        return self.label
 
     def route(self, name: str) -> Entry | None:
         return self.entries.get(str(refs.route_path(name)))
+
+    def route_names(self) -> list[str]:
+        return [e.path[len("routes/") : -len(".yaml")] for e in self.artifacts("routes")]
+
+    def require_route(self, name: str, flag: str | None = None) -> Entry:
+        """The route file of `name`; UnknownName, with the nearest routes, when there is none."""
+        refs.check_name(name, "route name")
+        entry = self.route(name)
+        if entry is None:
+            raise unknown_route(name, self.route_names(), self.where, flag)
+        return entry
 
 
 @dataclass(frozen=True)
@@ -287,11 +338,35 @@ def read_limited(file: Path) -> bytes:
 # --- single files, for questions about one route ------------------------------------------------
 
 
-def routes_at(loc: Location, commit: str) -> tuple[Entry | None, dict[str, Entry]]:
-    """`modelctl.yaml` and every route file at `commit` (route name -> entry), sorted by path
-    as `Snapshot.artifacts` yields them; read without the manifests, which questions about
-    what routes serve never need (at 10,000 manifests, parsing them was a second of a cold
-    `status`)."""
+def unknown_route(name: str, known: list[str], label: str, flag: str | None = None) -> UnknownName:
+    """The error for a route `name` that is not among the `known` routes at `label`."""
+    return UnknownName(
+        "route",
+        name,
+        known,
+        where=f"at {label}",
+        flag=flag,
+        hint="a route is created by its first deploy: modelctl deploy ROUTE --stage STAGE "
+        "--model NAME@VERSION",
+    )
+
+
+def check_route(
+    loc: Location, commit: str, name: str, *, exists: bool | None = None, label: str = ""
+) -> None:
+    """UnknownName, with the nearest routes, unless route `name` exists at `commit` (or
+    `exists` says so: the caller already knows, e.g. from the route's history). The routes are
+    listed only on a miss, so a good name costs nothing more."""
+    refs.check_name(name, "route name")
+    if exists:
+        return
+    known = route_names_at(loc, commit)
+    if exists is None and name in known:
+        return
+    raise unknown_route(name, known, label or commit[:7])
+
+
+def _route_paths(loc: Location, commit: str) -> list[str]:
     folder = loc.repo_path("routes")
     proc = loc.store.git(
         "ls-tree", "-z", "--name-only", "--end-of-options", f"{commit}:{folder}", check=False
@@ -299,11 +374,24 @@ def routes_at(loc: Location, commit: str) -> tuple[Entry | None, dict[str, Entry
     names = (
         proc.stdout.decode("utf-8", "surrogateescape").split("\0") if proc.returncode == 0 else []
     )
-    paths = sorted(
+    return sorted(
         path
         for path in (f"routes/{name}" for name in names if name)
         if (place := refs.classify_path(path)) is not None and place.category == "routes"
     )
+
+
+def route_names_at(loc: Location, commit: str) -> list[str]:
+    """The names of the route files at `commit` (one `ls-tree` of the routes folder)."""
+    return [path[len("routes/") : -len(".yaml")] for path in _route_paths(loc, commit)]
+
+
+def routes_at(loc: Location, commit: str) -> tuple[Entry | None, dict[str, Entry]]:
+    """`modelctl.yaml` and every route file at `commit` (route name -> entry), sorted by path
+    as `Snapshot.artifacts` yields them; read without the manifests, which questions about
+    what routes serve never need (at 10,000 manifests, parsing them was a second of a cold
+    `status`)."""
+    paths = _route_paths(loc, commit)
     wanted = {refs.SETTINGS_FILE: "settings", **dict.fromkeys(paths, "routes")}
     # Not remembered: the answers built from these are cached whole (the status by commit).
     files = files_at(loc, commit, wanted, remember=False)

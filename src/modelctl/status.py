@@ -13,11 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import gates, history, refs
+from modelctl import gates, history, refs, suggest
 from modelctl.atomic import write_atomic
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
-from modelctl.registry import Entry, Location, files_at, routes_at
+from modelctl.registry import Entry, Location, check_route, files_at, routes_at
 
 
 @dataclass
@@ -266,7 +266,7 @@ def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusRe
         files = files_at(loc, tip, {refs.SETTINGS_FILE: "settings", path: "routes"})
         settings = files[refs.SETTINGS_FILE]
         if files[path] is None:
-            raise UsageError(f"no route {route!r} at {tip[:7]}", hint="see: modelctl list route")
+            check_route(loc, tip, route, exists=False, label=_label(branch, tip))
         routes = {route: files[path]}
         records = {route: history.route_records(loc, route, tip)}
         settings_data = settings.data if settings else None
@@ -318,10 +318,7 @@ def route_history(
 ) -> HistoryResult:
     branch, tip = history.branch_tip(loc)
     records = history.route_records(loc, route, tip)
-    if not records:
-        raise UsageError(
-            f"route {route!r} has no history on {branch}", hint="see: modelctl list route"
-        )
+    _check_asked(loc, tip, branch, route, records, stage)
     found = history.events(route, records, stage)
     sigs = signatures(loc, (e.commit for e in found), tip) if check_signatures else {}
     return HistoryResult(
@@ -331,6 +328,31 @@ def route_history(
         tip,
         [view(e, sigs.get(e.commit)) for e in found],
     )
+
+
+def _label(branch: str, tip: str) -> str:
+    return f"{branch.removeprefix('refs/heads/')} ({tip[:7]})"
+
+
+def _check_asked(
+    loc: Location, tip: str, branch: str, route: str, records: list[history.Record],
+    stage: str | None,
+) -> None:  # fmt: skip
+    """The route and stage a question names exist: a misspelt name is a usage error with the
+    nearest names, never an empty answer. A stage that left `modelctl.yaml` but is in the
+    route's history still counts: its past is still a fair question."""
+    if not records:
+        check_route(loc, tip, route, label=_label(branch, tip))
+        raise UsageError(
+            f"route {route!r} has no history on {branch.removeprefix('refs/heads/')}",
+            hint=f"its first deploy starts it: modelctl deploy {route} --stage STAGE ...",
+        )
+    if stage is None:
+        return
+    past = {name for r in records for name in (r.stages or {})}
+    if stage not in past:  # only then is modelctl.yaml read: a stage with history is known
+        settings = files_at(loc, tip, {refs.SETTINGS_FILE: "settings"})[refs.SETTINGS_FILE]
+        suggest.check_stage(settings.data if settings else None, stage, also=sorted(past))
 
 
 # --- what was live at T ------------------------------------------------------------------------
@@ -351,8 +373,9 @@ def resolve(loc: Location, route: str, stage: str, at: str) -> ResolveResult:
     refs.check_name(route, "route name")
     refs.check_name(stage, "stage name")
     branch, tip = history.branch_tip(loc)
-    when = history.point_in_time(loc, at)
     records = history.route_records(loc, route, tip)
+    _check_asked(loc, tip, branch, route, records, stage)
+    when = history.point_in_time(loc, at)
     if when.commit is not None:
         # As of a commit: that commit's own history, whatever the clock said.
         if not loc.store.is_ancestor(when.commit, tip):
@@ -364,8 +387,6 @@ def resolve(loc: Location, route: str, stage: str, at: str) -> ResolveResult:
         event = stage_events[-1] if stage_events else None
     else:
         event = history.live_at(history.events(route, records, stage), when.epoch)
-    if not records:
-        raise UsageError(f"route {route!r} has no history on {branch}")
     binding = event.binding if event else None
     sig = signatures(loc, [event.commit], tip).get(event.commit) if event else None
     return ResolveResult(

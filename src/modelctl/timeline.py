@@ -14,8 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from modelctl import history
-from modelctl.errors import UsageError
-from modelctl.registry import Location, routes_at
+from modelctl.registry import Location, check_route, routes_at
 
 COLUMNS = (
     "route", "stage", "role", "model", "prompt", "weight", "fallback_position",
@@ -45,8 +44,8 @@ def rows(loc: Location, route: str | None = None) -> Iterator[Row]:
     _branch, tip = history.branch_tip(loc)
     if route:
         records = {route: history.route_records(loc, route, tip)}  # checks the name
-        if not records[route] and route not in routes_at(loc, tip)[1]:
-            raise UsageError(f"no route {route!r} at {tip[:7]}", hint="see: modelctl list route")
+        if not records[route]:
+            check_route(loc, tip, route)
         names = [route]
     else:
         names = list(routes_at(loc, tip)[1])

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelctl import commits, history, manifests, refs
+from modelctl import commits, history, manifests, refs, suggest
 from modelctl.errors import ManifestError, Problem, UsageError
 from modelctl.evals import stats
 from modelctl.evals.evaluators import EvaluatorSpec, builtin_check, run_external
@@ -71,14 +71,13 @@ def stage_bindings(
     which needs `loc`)."""
     settings = snapshot.settings or {}
     names = [s["name"] for s in settings.get("stages", [])]
-    if to not in names:
+    suggest.check_stage(snapshot.settings, to, "--to")
+    if candidate_from is not None:
+        suggest.check_stage(snapshot.settings, candidate_from, "--candidate-from")
+    entry = snapshot.require_route(route)
+    if entry.data is None:
         raise UsageError(
-            f"stage {to!r} is not defined in modelctl.yaml", hint=f"stages: {', '.join(names)}"
-        )
-    entry = snapshot.route(route)
-    if entry is None or entry.data is None:
-        raise UsageError(
-            f"no valid route {route!r} at {snapshot.label}", hint="see: modelctl status"
+            f"routes/{route}.yaml is invalid at {snapshot.label}", hint="run modelctl validate"
         )
     stages = entry.data.get("stages", {})
     index = names.index(to)
@@ -94,10 +93,11 @@ def stage_bindings(
             f"{source} serves nothing on route {route}: there is no candidate to evaluate"
         )
     if baseline_from is not None and baseline_from not in names:
-        if loc is None:
-            raise UsageError(
-                f"--baseline-from {baseline_from!r}: name a stage ({', '.join(names)})"
-            )
+        # Not a stage: a release (sequence, tag, commit, time). When it is none of those either
+        # and looks like a misspelt stage, the stage check's did-you-mean says so.
+        if loc is None or suggest.nearest(baseline_from, names):
+            suggest.check_stage(snapshot.settings, baseline_from, "--baseline-from")
+        assert loc is not None  # check_stage raised otherwise
         baseline, base_stage = release_baseline(loc, route, to, baseline_from)
     if baseline is None:
         raise UsageError(

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import history, refs
+from modelctl import history, refs, suggest
 from modelctl.errors import ManifestError, Problem, UsageError
 from modelctl.registry import Location, Snapshot
 
@@ -71,10 +71,6 @@ class Resolution:
     committed_at: str
     source: str
     routes: list[RouteBinding] = field(default_factory=list)
-
-
-def _stage_names(snapshot: Snapshot) -> list[str]:
-    return [s["name"] for s in (snapshot.settings or {}).get("stages", [])]
 
 
 def _route_names(snapshot: Snapshot, routes: list[str], stage: str) -> list[str]:
@@ -167,9 +163,7 @@ def _route_binding(
 ) -> tuple[RouteBinding | None, list[Problem]]:
     from modelctl.policy import _binding_problems
 
-    entry = snapshot.route(route)
-    if entry is None:
-        raise UsageError(f"no route {route!r} at {snapshot.label}", hint="see: modelctl list route")
+    entry = snapshot.require_route(route)
     if entry.data is None:
         return None, list(entry.problems)
     binding = entry.data.get("stages", {}).get(stage)
@@ -216,12 +210,7 @@ def resolve(loc: Location, routes: list[str], stage: str, rev: str = "HEAD") -> 
     snapshot = snapshot_at(loc, rev)
     if snapshot.commit is None:
         raise UsageError("the registry has no commits yet", hint="add something first")
-    stages = _stage_names(snapshot)
-    if stages and stage not in stages:
-        raise UsageError(
-            f"stage {stage!r} is not defined in {refs.SETTINGS_FILE}",
-            hint=f"stages: {', '.join(stages)}",
-        )
+    suggest.check_stage(snapshot.settings, stage, where=snapshot.label)
     result = Resolution(
         registry=str((snapshot.settings or {}).get("name", "")),
         stage=stage,

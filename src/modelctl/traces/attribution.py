@@ -13,8 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import history
-from modelctl.errors import UsageError
+from modelctl import history, suggest
 from modelctl.registry import Location, Snapshot
 from modelctl.traces.fields import FALLBACK_GROUP, Call
 
@@ -225,13 +224,16 @@ class Context:
 
     def known_stage(self, value: str, flag: str) -> str:
         """A stage named on the command line (or an alias of one), as the registry names it."""
-        name = self.stage_aliases.get(value, value)
-        if self.stages and name not in self.stages:
-            raise UsageError(
-                f"{flag} {value!r} is not a stage of this registry",
-                hint=f"stages: {', '.join(self.stages)} (aliases in modelctl.yaml count too)",
-            )
-        return name
+        return known_stage(self.snapshot, value, flag)
+
+
+def known_stage(snapshot: Snapshot, value: str, flag: str) -> str:
+    """A stage named on the command line (or an alias of one), as the registry names it: the
+    shared check (exit 2, with the nearest stages) with aliases; unchecked when modelctl.yaml
+    is invalid (validate reports that; spans are still read)."""
+    if snapshot.settings is None:
+        return value
+    return suggest.check_stage(snapshot.settings, value, flag, aliases=True)
 
 
 def binding_entries(binding: dict[str, Any] | None) -> tuple[set[str], set[str], set[str]]:

@@ -11,7 +11,7 @@ from modelctl import gates, history, refs
 from modelctl.errors import UsageError
 from modelctl.registry import Location, snapshot_at
 from modelctl.traces import spans as span_io
-from modelctl.traces.attribution import Context, attribute
+from modelctl.traces.attribution import Context, attribute, known_stage
 from modelctl.traces.calls import Memory, calls_in
 from modelctl.traces.fields import Call
 
@@ -93,6 +93,8 @@ def explain(
     default_stage: str = "production",
     epoch_unit: float | None = None,
 ) -> Explanation:
+    snapshot = snapshot_at(loc)
+    default_stage = known_stage(snapshot, default_stage, "--default-stage")
     wanted = trace_id.strip().lower()
     found: list[span_io.Span] = []
     batches = span_io.read_batches(files, fmt, needles=_needles(wanted), epoch_unit=epoch_unit)
@@ -103,7 +105,6 @@ def explain(
             f"trace {trace_id} is not in {', '.join(files)}", hint="check the id (32 hex digits)"
         )
     unique = {s.span_id: s for s in found}
-    snapshot = snapshot_at(loc)
     ctx = Context.build(loc, snapshot, snapshot.commit, default_stage)
     memory = Memory()
     calls = calls_in(span_io.batch_of(list(unique.values())), memory, ctx)
