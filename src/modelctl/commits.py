@@ -21,6 +21,7 @@ from modelctl.gitstore import (
     ZERO_OID,
     CommitResult,
     LockHeld,
+    PushRefused,
     RefMoved,
     TagSpec,
     TagTaken,
@@ -219,6 +220,8 @@ def _write_remote(
         updates.update({f"refs/tags/{name}": oid for name, oid in result.tags.items()})
         try:
             accepted, last_report = store.push_atomic(remote, updates)
+        except PushRefused:
+            raise  # the remote's rules or a pre-push hook said no: retrying cannot change it
         except GitError as exc:
             last_report = exc.message
             _backoff(attempt, time.monotonic() - started)

@@ -68,6 +68,11 @@ class TagTaken(RefMoved):
     """
 
 
+class PushRefused(GitError):
+    """The remote (or git's own pre-push hook) refused a push for a reason a retry cannot
+    change; nothing was pushed."""
+
+
 class LockHeld(ConflictError):
     """A git lock file exists; another git process is running, or one crashed."""
 
@@ -570,7 +575,15 @@ class GitStore:
         return self.ref_oid(private)
 
     def push_atomic(self, remote: str, updates: Mapping[str, str]) -> tuple[bool, str]:
-        """`git push --atomic` of `{object: ref}`, never forced. (accepted, git's report)."""
+        """`git push --atomic` of `{object: ref}`, never forced. (accepted, git's report).
+
+        Not accepted (False) means a lost race: the remote moved since it was fetched, so the
+        caller plans again on the new tip. A refusal that no retry can change (the remote's
+        pre-receive or update hook, a protected branch, a local pre-push hook) raises
+        PushRefused at once with git's own words, and a tag that exists there raises TagTaken.
+        A failure with no verdict per ref (the connection broke) raises GitError: the caller
+        re-fetches to learn whether the push landed.
+        """
         specs = [f"{oid}:{ref}" for ref, oid in updates.items()]
         proc = self.git(
             "push", "--atomic", "--porcelain", "--end-of-options", remote, *specs,
@@ -579,16 +592,40 @@ class GitStore:
         report = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip()
         if proc.returncode == 0:
             return True, report
-        rejected = [line.split("\t") for line in report.splitlines() if line.startswith("!")]
-        if not rejected:
+        verdicts = push_verdicts(proc.stdout.decode("utf-8", "replace"))
+        if not verdicts:
+            stderr = proc.stderr.decode("utf-8", "replace").strip()
+            if proc.returncode == 1 and "fatal:" not in stderr:
+                # git stopped before sending anything and said why: its pre-push hook (or
+                # another local check) refused. The same push would be refused again.
+                raise PushRefused(
+                    f"git refused to push to {remote} before sending anything "
+                    f"(a pre-push hook?); nothing was pushed: {stderr or 'no reason given'}",
+                    hint="fix what git's message names (git push runs .git/hooks/pre-push, or "
+                    "the hook in core.hooksPath), then run the command again",
+                )
             # No verdict per ref: the connection failed. The caller re-fetches to find out.
             raise GitError(f"push to {remote} failed: {report}")
+        refused = [v for v in verdicts if v.refused]
+        if refused:
+            said = "; ".join(f"{v.ref}: {v.summary}" for v in refused)
+            remote_lines = [
+                line.removeprefix("remote:").strip()
+                for line in proc.stderr.decode("utf-8", "replace").splitlines()
+                if line.startswith("remote:") and line.removeprefix("remote:").strip()
+            ]
+            told = f" (the remote said: {' / '.join(remote_lines)})" if remote_lines else ""
+            raise PushRefused(
+                f"{remote} refused the push; nothing was pushed: {said}{told}",
+                hint="the remote's rules (a protected branch, a pre-receive or update hook) "
+                "refuse this change; retrying will not help: ask the remote's owner, or push "
+                "where you may",
+            )
         # Refused only because a tag exists there (the branch was fine): pushing again on the
         # same remote tip would pick the same tag, so say so instead of retrying.
-        taken = [
-            f[1].partition(":")[2] for f in rejected if len(f) > 2 and "(already exists)" in f[2]
-        ]
-        others = [f for f in rejected if len(f) < 3 or "(atomic push failed)" not in f[2]]
+        rejected = [v for v in verdicts if v.flag == "!"]
+        taken = [v.ref for v in rejected if "(already exists)" in v.summary]
+        others = [v for v in rejected if not v.secondary]
         if taken and len(others) == len(taken) and all(t.startswith("refs/tags/") for t in taken):
             name = taken[0].removeprefix("refs/tags/")
             raise TagTaken(
@@ -829,6 +866,51 @@ class GitStore:
                 f"{joined} as changed; once it is free run: {command}"
             ]
         return []
+
+
+@dataclass(frozen=True)
+class PushVerdict:
+    """One ref's line of `git push --porcelain`: flag, destination ref and git's summary."""
+
+    flag: str  # " " fast-forward, "+" forced, "-" deleted, "*" new, "!" rejected, "=" up to date
+    ref: str
+    summary: str
+
+    @property
+    def secondary(self) -> bool:
+        """Refused only because another ref of the same atomic push was."""
+        return self.flag == "!" and "atomic" in self.summary and "(" in self.summary
+
+    @property
+    def refused(self) -> bool:
+        """The receiving side said no for a reason other than a lost race: its pre-receive or
+        update hook, a protected branch, a repository rule. Retrying cannot change that."""
+        if self.flag != "!" or "[remote rejected]" not in self.summary or self.secondary:
+            return False
+        return not any(race in self.summary for race in _REMOTE_RACES)
+
+
+# What a receiving git says when the ref moved between its advertisement and the update (a
+# race that planning again on the new tip resolves), as opposed to a refusal.
+_REMOTE_RACES = (
+    "failed to update ref",
+    "failed to lock",
+    "cannot lock ref",
+    "incorrect old value",
+    "stale info",
+    "fetch first",
+    "non-fast-forward",
+)
+
+
+def push_verdicts(porcelain: str) -> list[PushVerdict]:
+    """The per-ref lines of `git push --porcelain` output (`<flag>\t<from>:<to>\t<summary>`)."""
+    verdicts = []
+    for line in porcelain.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3 and len(fields[0]) == 1 and ":" in fields[1]:
+            verdicts.append(PushVerdict(fields[0], fields[1].rpartition(":")[2], fields[2]))
+    return verdicts
 
 
 def _trust_args(allowed_signers: Path | None) -> list[str]:

@@ -1,0 +1,152 @@
+"""Hostile environments on real repositories: a remote that refuses pushes, tags written by
+other clones, shallow clones, a read-only registry and a full disk.
+
+Read-only and full file systems are real: each command runs in its own mount namespace
+(`unshare`), where the registry is bind-mounted read-only or copied onto a tiny tmpfs. Root
+ignores file modes but not a read-only mount or a full file system, so this holds when the
+tests run as root (as CI does).
+"""
+
+from __future__ import annotations
+
+import shlex
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import cli, git, make_registry, refs_snapshot
+
+GPT5 = ["--model", "support-gpt@2026-05", "--prompt", "support-system@4"]
+GPT3 = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
+FALLBACK = ["--fallback", "support-claude@2026-05,support-system@4"]
+
+
+def run(repo: Path, *args: str, code: int = 0) -> Any:
+    result = cli(*args, "--json", cwd=repo)
+    assert result.exit_code == code, result.stderr + result.stdout
+    return result.json
+
+
+def deploy(repo: Path, *extra: str, model: list[str] = GPT5, code: int = 0) -> Any:
+    return run(
+        repo, "deploy", "support-bot", "--stage", "dev", *model, *FALLBACK, *extra, code=code
+    )
+
+
+def hook(path: Path, body: str) -> None:
+    path.write_text(f"#!/bin/sh\n{body}\n")
+    path.chmod(0o755)
+
+
+@pytest.fixture
+def remote(tmp_path: Path) -> tuple[Path, Path]:
+    """(bare remote, a clone of it) holding the example registry with no route yet."""
+    seed = make_registry(tmp_path / "seed", routes=False)
+    bare = tmp_path / "remote.git"
+    git(tmp_path, "init", "-q", "--bare", str(bare))
+    git(seed, "push", "-q", str(bare), "main")
+    git(tmp_path, "clone", "-q", str(bare), "clone")
+    return bare, tmp_path / "clone"
+
+
+def private_refs_dropped(listing: str) -> list[str]:
+    """A ref listing without modelctl's private copy of the remote branch (a fetch writes it)."""
+    return [x for x in listing.splitlines() if not x.split()[0].startswith("refs/modelctl/")]
+
+
+# --- item 9: a remote that refuses, a pre-push hook that refuses -------------------------------
+
+
+def test_a_pre_receive_hook_refusal_fails_at_once_with_the_remote_s_words(
+    remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bare, clone = remote
+    calls = tmp_path / "pre-receive.calls"
+    hook(
+        bare / "hooks" / "pre-receive",
+        f"echo x >> {shlex.quote(str(calls))}\n"
+        'echo "GL-HOOK-ERR: You are not allowed to push code to protected branches" >&2\nexit 1',
+    )
+    remote_before, local_before = refs_snapshot(bare), refs_snapshot(clone)
+
+    result = cli("deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "--push", "origin",
+                 cwd=clone)  # fmt: skip
+
+    assert result.exit_code == 4, result.stdout + result.stderr
+    assert calls.read_text().count("x") == 1  # one push, no retries
+    assert "origin refused the push" in result.stderr
+    assert "pre-receive hook declined" in result.stderr
+    assert "not allowed to push code to protected branches" in result.stderr
+    assert "keeps moving" not in result.stderr
+    assert refs_snapshot(bare) == remote_before
+    assert private_refs_dropped(refs_snapshot(clone)) == private_refs_dropped(local_before)
+    assert git(clone, "status", "--porcelain") == ""
+
+
+def test_an_update_hook_that_protects_tags_fails_the_whole_push_at_once(
+    remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Only the tag is refused; the atomic push drops the branch too, and nothing is retried."""
+    bare, clone = remote
+    calls = tmp_path / "update.calls"
+    hook(
+        bare / "hooks" / "update",
+        f"echo x >> {shlex.quote(str(calls))}\n"
+        'case "$1" in refs/tags/*) echo "tags are protected" >&2; exit 1;; esac\nexit 0',
+    )
+    before = refs_snapshot(bare)
+    result = cli("deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "--push", "origin",
+                 "--json", cwd=clone)  # fmt: skip
+    assert result.exit_code == 4, result.stdout + result.stderr
+    error = result.json["error"]  # type: ignore[index]
+    assert error["exit_code"] == 4 and "hook declined" in error["message"]
+    assert "tags are protected" in error["message"]
+    assert refs_snapshot(bare) == before
+    assert calls.read_text().count("x") <= 2  # the branch and the tag of one push
+
+
+def test_a_failing_pre_push_hook_fails_at_once_with_its_words(
+    remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bare, clone = remote
+    calls = tmp_path / "pre-push.calls"
+    hook(
+        clone / ".git" / "hooks" / "pre-push",
+        f"echo x >> {shlex.quote(str(calls))}\necho 'pre-push: lint failed on routes/' >&2\nexit 1",
+    )
+    before = refs_snapshot(bare)
+    result = cli("deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "--push", "origin",
+                 cwd=clone)  # fmt: skip
+    assert result.exit_code == 4, result.stdout + result.stderr
+    assert calls.read_text().count("x") == 1
+    assert "pre-push: lint failed on routes/" in result.stderr
+    assert "nothing was pushed" in result.stderr
+    assert refs_snapshot(bare) == before
+    assert git(clone, "rev-parse", "HEAD") == git(bare, "rev-parse", "main")
+
+
+def test_a_branch_moved_on_the_remote_during_the_push_is_a_race_and_retried(
+    remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The remote's own lock check ("[remote rejected] (failed to update ref)") is a lost race,
+    not a refusal: modelctl plans again on the new tip and lands."""
+    bare, clone = remote
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    git(other, "commit", "-q", "--allow-empty", "-m", "another writer")
+    git(other, "push", "-q", "origin", "HEAD:refs/heads/parked")
+    theirs = git(other, "rev-parse", "HEAD")
+    once = tmp_path / "moved-once"
+    hook(
+        bare / "hooks" / "pre-receive",
+        f"if [ ! -e {shlex.quote(str(once))} ]; then\n"
+        f"  : > {shlex.quote(str(once))}\n"
+        f"  env -u GIT_QUARANTINE_PATH git update-ref refs/heads/main {theirs}\n"
+        "fi\nexit 0",
+    )
+    payload = deploy(clone, "--push", "origin")
+    assert once.exists()
+    assert payload["pushed"] == "origin"
+    assert git(bare, "rev-parse", "main^") == theirs  # built on the other writer's commit
+    assert git(bare, "rev-parse", "main") == payload["commit"]
