@@ -150,3 +150,62 @@ def test_a_branch_moved_on_the_remote_during_the_push_is_a_race_and_retried(
     assert payload["pushed"] == "origin"
     assert git(bare, "rev-parse", "main^") == theirs  # built on the other writer's commit
     assert git(bare, "rev-parse", "main") == payload["commit"]
+
+
+# --- item 10: the tags other writers made, clones that are behind ---------------------------
+
+
+def findings(repo: Path) -> tuple[int, list[dict[str, str]], list[dict[str, str]]]:
+    result = cli("verify", "--json", cwd=repo)
+    payload: Any = result.json
+    return result.exit_code, payload["findings"], payload["notes"]
+
+
+def test_a_pushing_clone_fetches_the_tags_of_the_commits_it_builds_on(
+    remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Another writer's deploy lands first; our push builds on it and must bring its tag along,
+    or our own `verify` says "lifecycle commit has no tag"."""
+    bare, clone = remote
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    deploy(other, "--push", "origin")  # modelctl/support-bot/dev/1, by the other writer
+    payload = deploy(clone, "--push", "origin", model=GPT3)
+    assert payload["tag"] == "modelctl/support-bot/dev/2"
+    assert git(clone, "rev-parse", "modelctl/support-bot/dev/1") == git(
+        bare, "rev-parse", "modelctl/support-bot/dev/1"
+    )
+    code, found, _ = findings(clone)
+    assert code == 0 and found == []
+
+
+def test_a_clone_that_is_behind_does_not_call_newer_tags_foreign(
+    remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    bare, clone = remote
+    writer = tmp_path / "writer"
+    git(tmp_path, "clone", "-q", str(bare), str(writer))
+    deploy(writer, "--push", "origin")
+    deploy(writer, "--push", "origin", model=GPT3)
+    # The clone fetches every tag (as `git fetch --tags` does) but does not pull the branch.
+    git(clone, "fetch", "-q", "origin", "refs/tags/*:refs/tags/*")
+    code, found, notes = findings(clone)
+    assert code == 0 and found == [], found
+    assert any("after" in n["message"] for n in notes), notes
+    # An older detached checkout of the up-to-date writer: the later tag is not foreign either.
+    git(writer, "checkout", "-q", "--detach", "HEAD~1")
+    code, found, _ = findings(writer)
+    assert code == 0 and found == [], found
+
+
+def test_a_tag_beside_the_history_is_still_reported(remote: tuple[Path, Path]) -> None:
+    """Not after the tip, not on the history: foreign, however it got here."""
+    _, clone = remote
+    deploy(clone)
+    deploy(clone, model=GPT3)
+    side = git(clone, "commit-tree", "HEAD~1^{tree}", "-p", "HEAD~1", "-m", "side")
+    git(clone, "tag", "-a", "-m", "forged", "modelctl/support-bot/dev/9", side)
+    code, found, _ = findings(clone)
+    assert code == 1
+    assert [f["where"] for f in found] == ["refs/tags/modelctl/support-bot/dev/9"]
+    assert "not a lifecycle commit on" in found[0]["message"]

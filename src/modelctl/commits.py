@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from modelctl import refs
 from modelctl.errors import ConflictError, GitError, UsageError
 from modelctl.gitstore import (
     SIGNING_HINT,
@@ -200,7 +201,7 @@ def _write_remote(
     made: dict[str, tuple[Change, CommitResult, list[str]]] = {}  # commit -> what it was
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
-        base = store.fetch_branch(remote, branch)
+        base = store.fetch_branch(remote, branch, tags=f"refs/tags/{refs.TAG_PREFIX}/*")
         # The intent is new to this process: only a push of ours can have landed it.
         landed = store.find_intent(base, intent) if made and base is not None else None
         if base is not None and landed in made:

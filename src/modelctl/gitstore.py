@@ -555,12 +555,14 @@ class GitStore:
         self.update_refs(branch_ref, result.commit, expected, result.tags, reflog)
         return result
 
-    def fetch_branch(self, remote: str, branch_ref: str) -> str | None:
+    def fetch_branch(self, remote: str, branch_ref: str, tags: str | None = None) -> str | None:
         """Fetch `branch_ref` from `remote` into a private ref; its commit, or None if absent.
 
         An explicit refspec into modelctl's own namespace, so what is built on never depends on
         how fresh the user's remote-tracking branch is (a successful `git push` later updates
-        that one, as any push does).
+        that one, as any push does). `tags`, a pattern such as `refs/tags/modelctl/*`: fetch
+        those tags too, so that the other writers' commits this branch brings in arrive with
+        their tags. A local tag of the same name that differs is never overwritten.
         """
         private = f"refs/modelctl/remotes/{remote}/{branch_ref.removeprefix('refs/heads/')}"
         listing = self.git("ls-remote", "--end-of-options", remote, branch_ref, check=False)
@@ -569,9 +571,18 @@ class GitStore:
             raise GitError(f"cannot reach remote {remote!r}: {err}", hint="check git remote -v")
         if not listing.stdout.strip():
             return None
-        self.git(
-            "fetch", "--quiet", "--no-tags", "--end-of-options", remote, f"+{branch_ref}:{private}"
-        )
+        specs = [f"+{branch_ref}:{private}"]
+        if tags is not None:
+            specs.append(f"{tags}:{tags}")  # not forced: an existing tag is left as it is
+        args = ["fetch", "--quiet", "--no-tags", "--end-of-options", remote, *specs]
+        proc = self.git(*args, check=False)
+        if proc.returncode != 0:
+            err = proc.stderr.decode("utf-8", "replace")
+            lines = [line for line in err.splitlines() if line.strip()]
+            # A local tag that differs from the remote's is kept (verify reports it); anything
+            # else is a failed fetch.
+            if not lines or not all("would clobber existing tag" in line for line in lines):
+                raise_for(args, proc)
         return self.ref_oid(private)
 
     def push_atomic(self, remote: str, updates: Mapping[str, str]) -> tuple[bool, str]:
