@@ -30,6 +30,7 @@ from modelctl.gitstore import (
 from modelctl.registry import Location, Snapshot, empty_snapshot, snapshot_at
 
 MAX_ATTEMPTS = 20
+_TAGS = f"refs/tags/{refs.TAG_PREFIX}/"  # the remote's lifecycle tags, fetched with its branch
 MAX_BACKOFF = 8.0  # seconds, for one wait between attempts
 
 
@@ -201,7 +202,7 @@ def _write_remote(
     made: dict[str, tuple[Change, CommitResult, list[str]]] = {}  # commit -> what it was
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
-        base = store.fetch_branch(remote, branch, tags=f"refs/tags/{refs.TAG_PREFIX}/*")
+        base = store.fetch_branch(remote, branch, tags=_TAGS)
         # The intent is new to this process: only a push of ours can have landed it.
         landed = store.find_intent(base, intent) if made and base is not None else None
         if base is not None and landed in made:
@@ -209,7 +210,7 @@ def _write_remote(
             # the answer had arrived (its tags and work-tree paths too).
             change, result, paths = made[landed]
             outcome = Outcome(change, result, attempt, base=base, already_landed=True)
-            outcome.warnings += _follow_remote(loc, branch, base, result.tags, paths)
+            outcome.warnings += _follow_remote(loc, remote, branch, base, result.tags, paths)
             return outcome
         change, ready = _prepare(loc, plan, base, dry_run, intent)
         if ready is None:
@@ -230,7 +231,7 @@ def _write_remote(
         if not accepted:
             _backoff(attempt, time.monotonic() - started)
             continue
-        warnings = _follow_remote(loc, branch, result.commit, result.tags, list(files))
+        warnings = _follow_remote(loc, remote, branch, result.commit, result.tags, list(files))
         return Outcome(change, result, attempt, warnings, base=base)
     raise ConflictError(
         f"gave up pushing to {remote} after {attempts} attempts",
@@ -239,9 +240,10 @@ def _write_remote(
 
 
 def _follow_remote(
-    loc: Location, branch: str, commit: str, tags: dict[str, str], paths: list[str]
+    loc: Location, remote: str, branch: str, commit: str, tags: dict[str, str], paths: list[str]
 ) -> list[str]:
-    """After the remote accepted `commit`: move the local branch too, when that is a fast-forward."""
+    """After the remote accepted `commit`: move the local branch too, when that is a fast-forward,
+    with the lifecycle tags of the other writers' commits it brings in."""
     store = loc.store
     local = store.ref_oid(branch)
     warnings = []
@@ -262,6 +264,7 @@ def _follow_remote(
                         f"{', '.join(kept)} changed on the remote but have uncommitted edits "
                         "here, so they were left as they are: git status shows the difference"
                     )
+            store.adopt_tags(remote, _TAGS, commit)
             return warnings
         except (RefMoved, LockHeld):
             pass

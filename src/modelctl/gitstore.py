@@ -560,9 +560,8 @@ class GitStore:
 
         An explicit refspec into modelctl's own namespace, so what is built on never depends on
         how fresh the user's remote-tracking branch is (a successful `git push` later updates
-        that one, as any push does). `tags`, a pattern such as `refs/tags/modelctl/*`: fetch
-        those tags too, so that the other writers' commits this branch brings in arrive with
-        their tags. A local tag of the same name that differs is never overwritten.
+        that one, as any push does). `tags`, a folder such as `refs/tags/modelctl/`: mirror the
+        remote's tags there into the private namespace too (`adopt_tags` brings them in).
         """
         private = f"refs/modelctl/remotes/{remote}/{branch_ref.removeprefix('refs/heads/')}"
         listing = self.git("ls-remote", "--end-of-options", remote, branch_ref, check=False)
@@ -573,17 +572,42 @@ class GitStore:
             return None
         specs = [f"+{branch_ref}:{private}"]
         if tags is not None:
-            specs.append(f"{tags}:{tags}")  # not forced: an existing tag is left as it is
-        args = ["fetch", "--quiet", "--no-tags", "--end-of-options", remote, *specs]
-        proc = self.git(*args, check=False)
-        if proc.returncode != 0:
-            err = proc.stderr.decode("utf-8", "replace")
-            lines = [line for line in err.splitlines() if line.strip()]
-            # A local tag that differs from the remote's is kept (verify reports it); anything
-            # else is a failed fetch.
-            if not lines or not all("would clobber existing tag" in line for line in lines):
-                raise_for(args, proc)
+            specs.append(f"+{tags}*:{self._tag_mirror(remote)}{tags.removeprefix('refs/')}*")
+        self.git("fetch", "--quiet", "--no-tags", "--prune", "--end-of-options", remote, *specs)
         return self.ref_oid(private)
+
+    def _tag_mirror(self, remote: str) -> str:
+        return f"refs/modelctl/remote-tags/{remote}/"
+
+    def adopt_tags(self, remote: str, tags: str, tip: str) -> list[str]:
+        """Create the tags under `tags` (a folder such as `refs/tags/modelctl/`) that the last
+        `fetch_branch` mirrored from `remote` and that point into `tip`'s history, where this
+        repository has no tag of that name yet (an existing one is never changed). Without them
+        a clone that followed other writers' commits would lack their tags. Returns the names.
+        """
+        mirror = f"{self._tag_mirror(remote)}{tags.removeprefix('refs/')}"
+        theirs = self.out(
+            "for-each-ref", "--format=%(refname) %(objectname)", "--merged", tip,
+            "--end-of-options", mirror,
+        )  # fmt: skip
+        ours = set(self.out("for-each-ref", "--format=%(refname)", tags).splitlines())
+        creates = []
+        for line in theirs.splitlines():
+            ref, _, oid = line.partition(" ")
+            local = "refs/" + ref.removeprefix(self._tag_mirror(remote))
+            if local not in ours:
+                creates.append((local, oid))
+        if not creates:
+            return []
+        lines = ["start", *(f"create {ref} {oid}" for ref, oid in creates), "prepare", "commit"]
+        proc = self.git(
+            "update-ref", "-m", f"modelctl: tags from {remote}", "--stdin",
+            stdin=("\n".join(lines) + "\n").encode(), check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:  # one was made meanwhile: create the others one by one
+            for ref, oid in creates:
+                self.git("update-ref", "-m", "modelctl", ref, oid, ZERO_OID, check=False)
+        return [ref.removeprefix("refs/tags/") for ref, _ in creates]
 
     def push_atomic(self, remote: str, updates: Mapping[str, str]) -> tuple[bool, str]:
         """`git push --atomic` of `{object: ref}`, never forced. (accepted, git's report).
