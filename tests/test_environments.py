@@ -209,3 +209,40 @@ def test_a_tag_beside_the_history_is_still_reported(remote: tuple[Path, Path]) -
     assert code == 1
     assert [f["where"] for f in found] == ["refs/tags/modelctl/support-bot/dev/9"]
     assert "not a lifecycle commit on" in found[0]["message"]
+
+
+# --- item 11: shallow clones ----------------------------------------------------------------
+
+
+def test_a_shallow_clone_refuses_questions_about_history_and_writes(tmp_path: Path) -> None:
+    """`git clone --depth 1` (CI's default checkout) cuts the history: every answer built from
+    it (events, sequences, what was live, verify) would be wrong, so modelctl refuses with the
+    fix; questions about one revision (validate, list, show) still answer."""
+    repo = make_registry(tmp_path / "reg", routes=False)
+    deploy(repo)
+    deploy(repo, model=GPT3)
+    run(repo, "promote", "support-bot", "--to", "staging")
+    shallow = tmp_path / "shallow"
+    git(tmp_path, "clone", "-q", "--depth", "1", f"file://{repo}", str(shallow))
+    assert git(shallow, "rev-parse", "--is-shallow-repository") == "true"
+    before = refs_snapshot(shallow)
+    for args in [
+        ["verify"],
+        ["history", "support-bot"],
+        ["resolve", "support-bot", "--stage", "dev", "--at", "HEAD"],
+        ["status"],
+        ["rollback", "support-bot", "--stage", "dev"],
+        ["deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK],
+    ]:
+        result = cli(*args, "--json", cwd=shallow)
+        assert result.exit_code == 4, (args, result.stdout, result.stderr)
+        error = result.json["error"]  # type: ignore[index]
+        assert "shallow clone" in error["message"], args
+        assert "git fetch --unshallow" in error["hint"], args
+    assert refs_snapshot(shallow) == before
+    assert cli("validate", cwd=shallow).exit_code == 0
+    assert cli("list", cwd=shallow).exit_code == 0
+    # The fix the message names works.
+    git(shallow, "fetch", "-q", "--unshallow", "--tags")
+    assert cli("verify", cwd=shallow).exit_code == 0
+    assert len(run(shallow, "history", "support-bot")["events"]) == 3

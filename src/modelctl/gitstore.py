@@ -182,10 +182,16 @@ class CommitResult:
 class GitStore:
     """One git repository: its work tree (toplevel) and git directories."""
 
-    def __init__(self, toplevel: Path, git_dir: Path, common_dir: Path) -> None:
+    def __init__(
+        self, toplevel: Path, git_dir: Path, common_dir: Path, shallow: bool = False
+    ) -> None:
         self.toplevel = toplevel
         self.git_dir = git_dir
         self.common_dir = common_dir
+        # A shallow clone's history stops at a cut: every walk of it would answer from part of
+        # the history (a wrong sequence, a missing event, a verify that passes), so `git`
+        # refuses walks there (`_walks_history`).
+        self.shallow = shallow
         self._signing_settings: list[tuple[str, str]] | None = None
 
     # --- finding and creating repositories ----------------------------------------------------
@@ -194,7 +200,13 @@ class GitStore:
     def discover(cls, path: Path) -> GitStore | None:
         """The repository containing `path`, or None when it is not inside one."""
         proc = run_git(
-            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            [
+                "rev-parse",
+                "--show-toplevel",
+                "--absolute-git-dir",
+                "--git-common-dir",
+                "--is-shallow-repository",
+            ],
             cwd=path,
             check=False,
         )
@@ -205,11 +217,11 @@ class GitStore:
                     hint=f"if you trust it: git config --global --add safe.directory {path}",
                 )
             return None
-        top, git_dir, common = proc.stdout.decode().splitlines()
+        top, git_dir, common, shallow = proc.stdout.decode().splitlines()
         common_path = Path(common)
         if not common_path.is_absolute():
             common_path = (path / common_path).resolve()
-        return cls(Path(top), Path(git_dir), common_path)
+        return cls(Path(top), Path(git_dir), common_path, shallow == "true")
 
     @classmethod
     def init(cls, path: Path, branch: str = "main") -> GitStore:
@@ -234,6 +246,14 @@ class GitStore:
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[bytes]:
+        if self.shallow and _walks_history(args):
+            raise GitError(
+                f"{self.toplevel} is a shallow clone: its history is cut off, so modelctl "
+                "cannot answer from it (sequences, events, signatures and tags before the cut "
+                "are missing); nothing was written",
+                hint="fetch the whole history: git fetch --unshallow (in GitHub Actions: "
+                "actions/checkout with fetch-depth: 0)",
+            )
         return run_git(list(args), cwd=self.toplevel, stdin=stdin, env=env, check=check)
 
     def out(
@@ -946,6 +966,23 @@ def push_verdicts(porcelain: str) -> list[PushVerdict]:
         if len(fields) == 3 and len(fields[0]) == 1 and ":" in fields[1]:
             verdicts.append(PushVerdict(fields[0], fields[1].rpartition(":")[2], fields[2]))
     return verdicts
+
+
+def _walks_history(args: tuple[str, ...]) -> bool:
+    """Whether a git command walks commit history (rather than reading named objects)."""
+    rest = list(args)
+    while len(rest) >= 2 and rest[0] == "-c":  # `-c key=value` before the command
+        rest = rest[2:]
+    if not rest:
+        return False
+    command, options = rest[0], rest[1:]
+    if command in ("log", "rev-list"):
+        return not any(o.startswith("--no-walk") for o in options)
+    if command == "merge-base":
+        return True
+    if command in ("for-each-ref", "branch", "tag"):
+        return any(o in ("--contains", "--merged", "--no-merged", "--no-contains") for o in options)
+    return False
 
 
 def _trust_args(allowed_signers: Path | None) -> list[str]:
