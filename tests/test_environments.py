@@ -9,13 +9,19 @@ tests run as root (as CI does).
 
 from __future__ import annotations
 
+import json
 import shlex
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from confined import confined, namespace
 from conftest import cli, git, make_registry, refs_snapshot
+from otlp import T, chat, line, server, tid, write
+from signing import allow, make_ssh_key, use_ssh_key
 
 GPT5 = ["--model", "support-gpt@2026-05", "--prompt", "support-system@4"]
 GPT3 = ["--model", "support-gpt@2026-03", "--prompt", "support-system@3"]
@@ -246,3 +252,210 @@ def test_a_shallow_clone_refuses_questions_about_history_and_writes(tmp_path: Pa
     git(shallow, "fetch", "-q", "--unshallow", "--tags")
     assert cli("verify", cwd=shallow).exit_code == 0
     assert len(run(shallow, "history", "support-bot")["events"]) == 3
+
+
+# --- items 7 and 8: a read-only registry, a full disk -----------------------------------------
+
+needs_namespace = pytest.mark.skipif(
+    namespace() is None,
+    reason="no mount namespace here (unshare -rm / unshare -m refused): the read-only and "
+    "full-disk tests need one; test_file_system_refusals_map_to_exit_4 still covers the mapping",
+)
+
+
+@pytest.fixture
+def signed_registry(tmp_path: Path) -> tuple[Path, Path, str]:
+    """(registry, traces file, a trace id): signed events, so reading history needs the
+    allowed-signers file as a scratch file for git, and no caches yet."""
+    repo = make_registry(tmp_path / "reg", routes=False)
+    key = make_ssh_key(tmp_path / "keys", "ci", "ci-bot@example")
+    allow(repo, key)
+    use_ssh_key(repo, key)
+    deploy(repo)
+    deploy(repo, model=GPT3)
+    run(repo, "promote", "support-bot", "--to", "staging")
+    shutil.rmtree(repo / ".git" / "modelctl", ignore_errors=True)
+    trace = tid()
+    root = server(trace, T(3, 9))
+    traces = write(tmp_path / "traces.jsonl", [line([root, chat(trace, root["spanId"], T(3, 9) + 1, "gpt-5")])])  # fmt: skip
+    return repo, traces, trace
+
+
+def reads(traces: Path, trace: str) -> list[list[str]]:
+    return [
+        [*args, "--json"]
+        for args in [
+            ["status"],
+            ["history", "support-bot"],
+            ["resolve", "support-bot", "--stage", "dev", "--at", "HEAD"],
+            ["verify"],
+            ["coverage", str(traces)],
+            ["explain", trace, "--traces", str(traces)],
+            ["report"],
+            ["list"],
+            ["show", "support-gpt@2026-05"],
+            ["validate"],
+            ["lineage", "models/support-gpt@2026-05"],
+        ]
+    ]
+
+
+WRITES = [
+    ["deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "--json"],
+    ["rollback", "support-bot", "--stage", "dev", "--json"],
+    ["add", "model", "support-gpt", "2026-09", "--provider", "openai", "--provider-model",
+     "gpt-x", "--no-commit", "--json"],
+]  # fmt: skip
+
+
+def assert_reads_answer(records: list[dict[str, Any]]) -> None:
+    for record in records:
+        assert record["code"] in (0, 1), record  # 1: coverage below target is an answer
+        assert "internal error" not in record["stderr"], record
+        json.loads(record["stdout"])
+        if record["args"][0] == "history":
+            events = json.loads(record["stdout"])["events"]
+            assert [e["signature"] for e in events] == ["G", "G", "G"]  # the trust file was read
+
+
+def assert_writes_refused(records: list[dict[str, Any]], cause: str) -> None:
+    for record in records:
+        assert record["code"] == 4, record
+        error = json.loads(record["stdout"])["error"]
+        assert cause in error["message"].lower(), record
+        assert "/" in error["message"], record  # names the path
+        assert record["refs_before"] == record["refs_after"], record
+
+
+@needs_namespace
+def test_a_read_only_registry_answers_every_read_and_refuses_writes(
+    signed_registry: tuple[Path, Path, str],
+) -> None:
+    repo, traces, trace = signed_registry
+    before = refs_snapshot(repo)
+    records = confined("readonly", repo, [*reads(traces, trace), *WRITES])
+    assert_reads_answer(records[:-3])
+    assert_writes_refused(records[-3:], "read-only file system")
+    assert refs_snapshot(repo) == before
+    assert not (repo / ".git" / "modelctl").exists()  # no cache could be written
+    assert git(repo, "status", "--porcelain") == ""
+
+
+@needs_namespace
+@pytest.mark.parametrize("tmpdir_on_it", [False, True], ids=["tmp-elsewhere", "tmp-full-too"])
+def test_a_full_disk_answers_every_read_and_refuses_writes_leaving_nothing(
+    signed_registry: tuple[Path, Path, str], tmp_path: Path, tmpdir_on_it: bool
+) -> None:
+    """Git's own object writes fail (the objects folder is on the full disk) as well as
+    modelctl's caches; with the temporary folder full too, scratch files live in memory."""
+    repo, traces, trace = signed_registry
+    after_all = [
+        ["git", "--no-optional-locks", "status", "--porcelain"],
+        ["git", "fsck", "--no-dangling"],
+        ["find", ".git/modelctl", ".git/objects", "-name", "*.tmp", "-o", "-name", "sync-*",
+         "-o", "-name", "index-*", "-o", "-name", ".modelctl-probe-*", "-o", "-name", "tmp_*"],
+        ["find", "models/support-gpt"],
+    ]  # fmt: skip
+    records = confined(
+        "full",
+        repo,
+        [*reads(traces, trace), *WRITES, *after_all],
+        scratch=tmp_path / "disk",
+        tmpdir_on_it=tmpdir_on_it,
+    )
+    assert_reads_answer(records[:-7])
+    assert_writes_refused(records[-7:-4], "no space left on device")
+    status, fsck, leftovers, models = records[-4:]
+    assert status["code"] == 0 and status["stdout"] == ""
+    assert fsck["code"] == 0, fsck
+    assert leftovers["stdout"] == "", leftovers  # no partial file left anywhere
+    assert "2026-09" not in models["stdout"]
+
+
+@needs_namespace
+def test_git_failing_to_write_objects_is_exit_4_and_leaves_nothing(
+    signed_registry: tuple[Path, Path, str], tmp_path: Path
+) -> None:
+    """Only `.git/objects` is full: modelctl's notes and caches can be written, so the write
+    gets as far as git writing the new objects, which fails; refs, work tree and notes stay."""
+    repo, _, _ = signed_registry
+    before = refs_snapshot(repo)
+    records = confined(
+        "full-objects",
+        repo,
+        [WRITES[0], ["git", "--no-optional-locks", "status", "--porcelain"]],
+        scratch=tmp_path / "stage",
+    )
+    deploy_record, status = records
+    assert_writes_refused([deploy_record], "no space left on device")
+    error = json.loads(deploy_record["stdout"])["error"]
+    assert error["message"].startswith("git ") and str(repo) in error["message"]
+    assert status["stdout"] == ""
+    assert refs_snapshot(repo) == before
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+    assert not list((repo / ".git" / "modelctl").glob("index-*"))
+
+
+def immutable(*paths: Path) -> bool:
+    """`chattr +i`: not even root may create files in these folders; False where refused."""
+    proc = subprocess.run(["chattr", "+i", *map(str, paths)], capture_output=True, check=False)
+    return proc.returncode == 0
+
+
+def test_a_user_who_may_not_write_gets_answers_and_exit_4_for_writes(
+    signed_registry: tuple[Path, Path, str],
+) -> None:
+    """The git directory's folders are immutable (`chattr +i`): the kernel refuses to create
+    files there even for root (EPERM), as it refuses a user without write access (EACCES)."""
+    repo, traces, trace = signed_registry
+    folders = [repo / ".git", repo / ".git" / "objects", repo / "models" / "support-gpt"]
+    if shutil.which("chattr") is None or not immutable(*folders):
+        pytest.skip("chattr +i is refused on this file system; see the injected variant below")
+    try:
+        before = refs_snapshot(repo)
+        for args in reads(traces, trace):
+            result = cli(*args, cwd=repo)
+            assert result.exit_code in (0, 1), (args, result.stderr)
+            json.loads(result.stdout)
+        for args in WRITES:
+            result = cli(*args, cwd=repo)
+            assert result.exit_code == 4, (args, result.stdout, result.stderr)
+            error = result.json["error"]  # type: ignore[index]
+            assert "permission denied" in error["message"] and "/" in error["message"], error
+        assert refs_snapshot(repo) == before
+        assert not (repo / ".git" / "modelctl").exists()
+    finally:
+        subprocess.run(["chattr", "-i", *map(str, folders)], check=True)
+    assert git(repo, "status", "--porcelain") == ""
+
+
+def test_file_system_refusals_map_to_exit_4(
+    signed_registry: tuple[Path, Path, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Injected, for machines with neither mount namespaces nor `chattr`: every file modelctl
+    creates under the git directory starts with `tempfile.mkstemp` (atomic writes, caches,
+    scratch files, the write probe), so making that refuse with EACCES there stands for a
+    user without write access. Reads answer; writes exit 4 naming the path."""
+    import errno
+    import tempfile
+
+    repo, traces, trace = signed_registry
+    real = tempfile.mkstemp
+    git_dir = str(repo / ".git")
+
+    def refuse(*args: Any, **kwargs: Any) -> tuple[int, str]:
+        folder = str(kwargs.get("dir") or "")
+        if folder.startswith(git_dir):
+            raise PermissionError(errno.EACCES, "Permission denied", folder)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refuse)
+    before = refs_snapshot(repo)
+    for args in reads(traces, trace)[:4]:
+        result = cli(*args, cwd=repo)
+        assert result.exit_code == 0, (args, result.stderr)
+    result = cli(*WRITES[0], cwd=repo)
+    assert result.exit_code == 4, result.stdout + result.stderr
+    error = result.json["error"]  # type: ignore[index]
+    assert "permission denied" in error["message"] and git_dir in error["message"]
+    assert refs_snapshot(repo) == before

@@ -130,6 +130,8 @@ def write(
     With `push`, the remote's branch is the tip: the commit and its tags are pushed with
     `--atomic` (never forced) and local refs follow only after the remote accepted them.
     """
+    if not dry_run:  # a read-only registry says so before anything is planned
+        loc.store.require_writable()
     if push is not None:
         return _write_remote(loc, plan, push, dry_run, attempts, intent or uuid.uuid4().hex)
     store = loc.store

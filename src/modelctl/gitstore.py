@@ -11,6 +11,7 @@ or `--`.
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -118,11 +119,13 @@ def run_git(
             "git is not installed or not on PATH", hint="install git 2.34 or newer"
         ) from None
     if check and proc.returncode != 0:
-        raise_for(args, proc)
+        raise_for(args, proc, cwd)
     return proc
 
 
-def raise_for(args: list[str], proc: subprocess.CompletedProcess[bytes]) -> NoReturn:
+def raise_for(
+    args: list[str], proc: subprocess.CompletedProcess[bytes], cwd: Path | None = None
+) -> NoReturn:
     """The error a failed git run means: a held lock, no identity, or git's own message."""
     stderr = proc.stderr.decode("utf-8", "replace").strip()
     lock = _lock_error(stderr)
@@ -134,7 +137,39 @@ def raise_for(args: list[str], proc: subprocess.CompletedProcess[bytes]) -> NoRe
             hint='run: git config --global user.name "Your Name" && '
             "git config --global user.email you@example.com",
         )
+    for said, hint in _GIT_FILE_SYSTEM_HINTS:
+        if said in stderr:
+            where = f" in {cwd}" if cwd is not None else ""
+            raise GitError(
+                f"git {args[0]} could not write{where}; nothing was changed: {stderr}", hint=hint
+            )
     raise GitError(f"git {args[0]} failed: {stderr or f'exit {proc.returncode}'}")
+
+
+# What git says when the file system refuses a write, and what to do about it.
+_GIT_FILE_SYSTEM_HINTS = (
+    (
+        "Read-only file system",
+        "the repository is on a read-only mount: read commands work as they are; run writes "
+        "in a writable clone",
+    ),
+    (
+        "No space left on device",
+        "free some space and run the command again (read commands work as they are)",
+    ),
+    (
+        "Disk quota exceeded",
+        "free some space and run the command again (read commands work as they are)",
+    ),
+    (
+        "insufficient permission",
+        "this user may not write to the repository: run as a user who may, or in your own clone",
+    ),
+    (
+        "Permission denied",
+        "this user may not write to the repository: run as a user who may, or in your own clone",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -193,6 +228,7 @@ class GitStore:
         # refuses walks there (`_walks_history`).
         self.shallow = shallow
         self._signing_settings: list[tuple[str, str]] | None = None
+        self._tmp_env: dict[str, str] | None = None
 
     # --- finding and creating repositories ----------------------------------------------------
 
@@ -331,6 +367,55 @@ class GitStore:
     def identity(self) -> str:
         """The committer identity git would use; GitError with a hint when none is set."""
         return self.out("var", "GIT_COMMITTER_IDENT")
+
+    def require_writable(self) -> None:
+        """Refuse, before anything is planned or written, when this user cannot write to the
+        repository's object store (a read-only mount, no permission): exit 4 naming the path.
+
+        A full disk is found only when git fails to write an object; that is exit 4 too, and
+        leaves the refs as they were (they move last)."""
+        objects = self.common_dir / "objects"
+        try:
+            fd, name = tempfile.mkstemp(prefix=".modelctl-probe-", dir=objects)
+        except OSError as exc:
+            from modelctl.errors import file_system_error
+
+            error = file_system_error(exc)
+            if error is None:
+                raise
+            raise GitError(
+                f"cannot write to this repository ({objects}): {error.message.rpartition(': ')[2]}",
+                hint=error.hint,
+            ) from None
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def scratch_file(self, data: bytes, prefix: str = "scratch-") -> Iterator[Path]:
+        """`data` as a file that git (and the programs it runs, like ssh-keygen) can read,
+        removed afterwards: in modelctl's folder in the git directory; where that cannot be
+        written (a read-only registry, a full disk), in the system's temporary folder; where
+        that cannot be written either, in memory (Linux). Read-only commands need this (the
+        allowed-signers file), and must answer on a read-only registry or a full disk."""
+        path = _scratch_in(self.state_dir, data, prefix) or _scratch_in(None, data, prefix)
+        if path is not None:
+            try:
+                yield path
+            finally:
+                path.unlink(missing_ok=True)
+            return
+        fd = os.memfd_create(prefix) if hasattr(os, "memfd_create") else -1
+        memory = Path(f"/proc/{os.getpid()}/fd/{fd}")
+        try:
+            if fd < 0 or not memory.exists():
+                raise OSError(
+                    errno.ENOSPC, "no folder to write a scratch file in", str(self.state_dir)
+                )
+            os.write(fd, data)
+            yield memory
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     @property
     def state_dir(self) -> Path:
@@ -544,7 +629,7 @@ class GitStore:
             err = proc.stderr.decode("utf-8", "replace").strip()
             if sign and ("sign" in err.lower() or "gpg" in err.lower() or "ssh" in err.lower()):
                 raise GitError(f"signing the commit failed: {err}", hint=SIGNING_HINT)
-            raise_for(args, proc)
+            raise_for(args, proc, self.toplevel)
         commit = proc.stdout.decode().strip()
         tag_ids: dict[str, str] = {}
         for spec in tags:
@@ -707,7 +792,7 @@ class GitStore:
         proc = self.git(
             *args, "log", "--no-show-signature", "--no-walk=unsorted", "--stdin",
             "--format=%H%x00%G?%x00%GS%x00%GF%x00%GP%x1e",
-            stdin="".join(f"{c}\n" for c in wanted).encode(),
+            stdin="".join(f"{c}\n" for c in wanted).encode(), env=self._verify_env(),
         )  # fmt: skip
         out: dict[str, Signature] = {}
         for record in proc.stdout.decode("utf-8", "replace").split("\x1e"):
@@ -716,10 +801,38 @@ class GitStore:
                 out[parts[0]] = Signature(parts[1] or "N", parts[2], parts[3], parts[4])
         return out
 
+    def _verify_env(self) -> dict[str, str]:
+        """Where git may write the temporary files it checks an SSH signature with.
+
+        git writes the signature to a file in $TMPDIR for ssh-keygen, and when it cannot (a
+        full or read-only disk) it reports the signature as absent ("N"): a wrong answer, not
+        an error. So find a folder that takes a file first: the temporary folder, modelctl's
+        own, or one in memory; with none, refuse (exit 4) rather than call signed work unsigned.
+        """
+        if self._tmp_env is None:
+            memory = Path("/dev/shm")  # noqa: S108 - files in it are made with mkstemp
+            folders = [Path(tempfile.gettempdir()), self.state_dir, memory]
+            for folder in folders:
+                probe = _scratch_in(folder, b"\0" * 16384, "modelctl-probe-")
+                if probe is not None:
+                    probe.unlink(missing_ok=True)
+                    self._tmp_env = {"TMPDIR": str(folder)}
+                    break
+            else:
+                raise GitError(
+                    "cannot check signatures: git writes them to a temporary file, and none of "
+                    f"{', '.join(str(f) for f in folders)} can be written (full or read-only)",
+                    hint="free some space, or set TMPDIR to a folder that can be written",
+                )
+        return self._tmp_env
+
     def tag_signature(self, tag_ref: str, allowed_signers: Path | None) -> Signature:
         """Whether the annotated tag at `tag_ref` carries a good signature."""
         args = _trust_args(allowed_signers)
-        proc = self.git(*args, "verify-tag", "--raw", "--end-of-options", tag_ref, check=False)
+        proc = self.git(
+            *args, "verify-tag", "--raw", "--end-of-options", tag_ref,
+            check=False, env=self._verify_env(),
+        )  # fmt: skip
         err = proc.stderr.decode("utf-8", "replace")
         if "no signature found" in err:
             return Signature("N", "", "")
@@ -756,7 +869,7 @@ class GitStore:
         args = _trust_args(allowed_signers)
         proc = self.git(
             *args, "verify-tag", "--format=%(refname)", "--end-of-options", *tag_refs,
-            check=False,
+            check=False, env=self._verify_env(),
         )  # fmt: skip
         return set(proc.stdout.decode("utf-8", "replace").splitlines()) & set(tag_refs)
 
@@ -849,8 +962,15 @@ class GitStore:
         folder.mkdir(parents=True, exist_ok=True)
         note = {"branch": branch_ref, "paths": list(paths), "base": base, "pid": os.getpid()}
         fd, name = tempfile.mkstemp(prefix="sync-", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(note))
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(note))
+        except OSError as exc:  # a full disk: leave no half-written note behind
+            Path(name).unlink(missing_ok=True)
+            raise OSError(exc.errno, exc.strerror, name) from exc
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
         return Path(name)
 
     def end_sync(self, note: Path) -> None:
@@ -966,6 +1086,23 @@ def push_verdicts(porcelain: str) -> list[PushVerdict]:
         if len(fields) == 3 and len(fields[0]) == 1 and ":" in fields[1]:
             verdicts.append(PushVerdict(fields[0], fields[1].rpartition(":")[2], fields[2]))
     return verdicts
+
+
+def _scratch_in(folder: Path | None, data: bytes, prefix: str) -> Path | None:
+    """A new file holding `data` in `folder` (None: the system's temporary folder), or None
+    when the file system refuses (the partial file removed)."""
+    name = None
+    try:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError:
+        if name is not None:
+            Path(name).unlink(missing_ok=True)
+        return None
+    return Path(name)
 
 
 def _walks_history(args: tuple[str, ...]) -> bool:

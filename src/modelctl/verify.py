@@ -32,7 +32,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -42,7 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import history, progress, refs
-from modelctl.atomic import write_atomic
+from modelctl.atomic import write_cache
 from modelctl.gitstore import Signature
 from modelctl.registry import VERSIONED, Location
 
@@ -400,23 +399,12 @@ class _Audit:
 
 @contextlib.contextmanager
 def _trust_files(loc: Location, blobs: set[str]) -> Iterator[dict[str, Path]]:
-    folder = Path(tempfile.mkdtemp(prefix="verify-", dir=_state_dir(loc)))
-    try:
-        files = {}
+    with contextlib.ExitStack() as stack:
         contents = loc.store.read_blobs(blobs)
-        for oid, data in contents.items():
-            files[oid] = folder / oid
-            files[oid].write_bytes(data)
-        yield files
-    finally:
-        for child in folder.iterdir():
-            child.unlink()
-        folder.rmdir()
-
-
-def _state_dir(loc: Location) -> Path:
-    loc.store.state_dir.mkdir(parents=True, exist_ok=True)
-    return loc.store.state_dir
+        yield {
+            oid: stack.enter_context(loc.store.scratch_file(data, prefix=f"verify-{oid[:12]}-"))
+            for oid, data in contents.items()
+        }
 
 
 def _workers() -> int:
@@ -847,10 +835,7 @@ def _save_checkpoint(loc: Location, branch: str, checkpoint: _Checkpoint) -> Non
         "fine": checkpoint.tags.fine,
         "bad": checkpoint.tags.bad,
     }
-    path = _checkpoint_path(loc)
-    with contextlib.suppress(OSError):  # a read-only git dir only costs speed
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(payload, separators=(",", ":")))
+    write_cache(_checkpoint_path(loc), json.dumps(payload, separators=(",", ":")))
 
 
 def _extend(loc: Location, old: str, tip: str) -> list[_Commit] | None:
