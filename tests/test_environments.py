@@ -119,7 +119,8 @@ def test_a_failing_pre_push_hook_fails_at_once_with_its_words(
     calls = tmp_path / "pre-push.calls"
     hook(
         clone / ".git" / "hooks" / "pre-push",
-        f"echo x >> {shlex.quote(str(calls))}\necho 'pre-push: lint failed on routes/' >&2\nexit 1",
+        f"echo x >> {shlex.quote(str(calls))}\n"
+        "echo 'fatal: pre-push: lint failed on routes/' >&2\nexit 1",  # "fatal:" as git says
     )
     before = refs_snapshot(bare)
     result = cli("deploy", "support-bot", "--stage", "dev", *GPT5, *FALLBACK, "--push", "origin",

@@ -735,7 +735,7 @@ class GitStore:
         verdicts = push_verdicts(proc.stdout.decode("utf-8", "replace"))
         if not verdicts:
             stderr = proc.stderr.decode("utf-8", "replace").strip()
-            if proc.returncode == 1 and "fatal:" not in stderr:
+            if proc.returncode == 1 and ("fatal:" not in stderr or self._has_pre_push_hook()):
                 # git stopped before sending anything and said why: its pre-push hook (or
                 # another local check) refused. The same push would be refused again.
                 raise PushRefused(
@@ -775,6 +775,12 @@ class GitStore:
                 f"refs/tags/{name}) and delete it only if it is a mistake",
             )
         return False, report
+
+    def _has_pre_push_hook(self) -> bool:
+        """Whether git would run a pre-push hook here (core.hooksPath honoured)."""
+        hook = Path(self.out("rev-parse", "--git-path", "hooks/pre-push"))
+        hook = hook if hook.is_absolute() else self.toplevel / hook
+        return hook.is_file() and os.access(hook, os.X_OK)
 
     def commit_signatures(
         self, commits: Iterable[str], allowed_signers: Path | None
