@@ -298,8 +298,8 @@ def test_existing_remote_tag_fails_the_whole_push(tmp_path: Path) -> None:
     assert result.exit_code == 3, result.stdout + result.stderr
     assert "tag modelctl/r1/dev/1 already exists on origin" in result.stderr
     assert refs_snapshot(remote) == remote_before
-    # Only modelctl's private copy of the remote branch may have been (re)written by the fetch.
-    mine = "refs/modelctl/remotes/"
+    # Only modelctl's private copies of the remote's branch and tags may have been written.
+    mine = "refs/modelctl/"
     local_after = refs_snapshot(clone)
     assert [x for x in local_after.splitlines() if not x.startswith(mine)] == [
         x for x in local_before.splitlines() if not x.startswith(mine)

@@ -224,14 +224,18 @@ def test_sigkill_during_push(tmp_path: Path, shim: Path, when: str, landed: bool
     }
     assert changed == ({"refs/heads/main", "refs/tags/modelctl/r1/dev/2"} if landed else set())
     # Local branches and tags stay; refs that mirror the remote (git's own, which push updates,
-    # and modelctl's private fetch ref) may only show what the remote held at some point.
-    mirrors = ("refs/remotes/", "refs/modelctl/remotes/")
+    # and modelctl's private fetch refs) may only show what the remote held at some point.
+    branches = ("refs/remotes/", "refs/modelctl/remotes/")
+    mirrors = (*branches, "refs/modelctl/remote-tags/")
     assert {r: v for r, v in local_after.items() if not r.startswith(mirrors)} == {
         r: v for r, v in local_before.items() if not r.startswith(mirrors)
     }
+    for ref, value in local_after.items():
+        if ref.startswith("refs/modelctl/remote-tags/"):
+            assert value == remote_before["refs/" + ref.split("/", 4)[4]], ref
     remote_values = {remote_before["refs/heads/main"], remote_after["refs/heads/main"]}
     for ref, value in local_after.items():
-        if ref.startswith(mirrors) and value != local_before.get(ref):
+        if ref.startswith(branches) and value != local_before.get(ref):
             assert value in remote_values, ref
     assert_fsck_clean(clone)
     assert_fsck_clean(remote)

@@ -39,6 +39,23 @@ def write_atomic(path: Path, data: str | bytes | Iterable[str], *, mode: int | N
         if mode is not None:
             Path(tmp).chmod(mode)
         Path(tmp).replace(path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is None:  # a write to the open file: say which file it was for
+            raise OSError(exc.errno, exc.strerror, str(path)) from exc
+        raise
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def write_cache(path: Path, data: str | bytes) -> bool:
+    """Write a cache file atomically, making its folder; False, with nothing changed, when the
+    file system says no (a read-only registry, a full disk, no permission). A cache that
+    cannot be written only costs speed, so every cache writer goes through here."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_atomic(path, data)
+    except OSError:
+        return False
+    return True

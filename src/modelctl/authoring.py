@@ -10,6 +10,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelctl import commits, manifests, policy, refs, yamlio
+from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.registry import Entry, Location, Snapshot, parse_entry, snapshot_worktree
 
@@ -104,10 +105,17 @@ def add(
     if not commit:
         snapshot = snapshot_worktree(loc)
         _check_new(snapshot, path, content, extra, lambda p: _read_disk(loc, p))
-        for rel, data in {path: content, **extra}.items():
-            target = loc.root / rel
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(data)
+        written: list[Path] = []
+        try:  # all the files or none (a full disk, a read-only work tree)
+            for rel, data in {path: content, **extra}.items():
+                target = loc.root / rel
+                target.parent.mkdir(parents=True, exist_ok=True)
+                write_atomic(target, data, mode=file_mode())
+                written.append(target)
+        except BaseException:
+            for target in written:
+                target.unlink(missing_ok=True)
+            raise
         return AddResult(str(model.ref), path, committed=False, files=files)
 
     def plan(snapshot: Snapshot, tip: str | None) -> commits.Change:

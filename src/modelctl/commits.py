@@ -17,12 +17,14 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from modelctl import refs
 from modelctl.errors import ConflictError, GitError, UsageError
 from modelctl.gitstore import (
     SIGNING_HINT,
     ZERO_OID,
     CommitResult,
     LockHeld,
+    PushRefused,
     RefMoved,
     TagSpec,
     TagTaken,
@@ -30,6 +32,7 @@ from modelctl.gitstore import (
 from modelctl.registry import Location, Snapshot, empty_snapshot, snapshot_at
 
 MAX_ATTEMPTS = 20
+_TAGS = f"refs/tags/{refs.TAG_PREFIX}/"  # the remote's lifecycle tags, fetched with its branch
 MAX_BACKOFF = 8.0  # seconds, for one wait between attempts
 
 
@@ -129,6 +132,8 @@ def write(
     With `push`, the remote's branch is the tip: the commit and its tags are pushed with
     `--atomic` (never forced) and local refs follow only after the remote accepted them.
     """
+    if not dry_run:  # a read-only registry says so before anything is planned
+        loc.store.require_writable()
     if push is not None:
         return _write_remote(loc, plan, push, dry_run, attempts, intent or uuid.uuid4().hex)
     store = loc.store
@@ -201,7 +206,7 @@ def _write_remote(
     made: dict[str, tuple[Change, CommitResult, list[str]]] = {}  # commit -> what it was
     for attempt in range(1, attempts + 1):
         started = time.monotonic()
-        base = store.fetch_branch(remote, branch)
+        base = store.fetch_branch(remote, branch, tags=_TAGS)
         # The intent is new to this process: only a push of ours can have landed it.
         landed = store.find_intent(base, intent) if made and base is not None else None
         if base is not None and landed in made:
@@ -209,7 +214,7 @@ def _write_remote(
             # the answer had arrived (its tags and work-tree paths too).
             change, result, paths = made[landed]
             outcome = Outcome(change, result, attempt, base=base, already_landed=True)
-            outcome.warnings += _follow_remote(loc, branch, base, result.tags, paths)
+            outcome.warnings += _follow_remote(loc, remote, branch, base, result.tags, paths)
             return outcome
         change, ready = _prepare(loc, plan, base, dry_run, intent)
         if ready is None:
@@ -221,6 +226,8 @@ def _write_remote(
         updates.update({f"refs/tags/{name}": oid for name, oid in result.tags.items()})
         try:
             accepted, last_report = store.push_atomic(remote, updates)
+        except PushRefused:
+            raise  # the remote's rules or a pre-push hook said no: retrying cannot change it
         except GitError as exc:
             last_report = exc.message
             _backoff(attempt, time.monotonic() - started)
@@ -228,7 +235,7 @@ def _write_remote(
         if not accepted:
             _backoff(attempt, time.monotonic() - started)
             continue
-        warnings = _follow_remote(loc, branch, result.commit, result.tags, list(files))
+        warnings = _follow_remote(loc, remote, branch, result.commit, result.tags, list(files))
         return Outcome(change, result, attempt, warnings, base=base)
     raise ConflictError(
         f"gave up pushing to {remote} after {attempts} attempts",
@@ -237,9 +244,10 @@ def _write_remote(
 
 
 def _follow_remote(
-    loc: Location, branch: str, commit: str, tags: dict[str, str], paths: list[str]
+    loc: Location, remote: str, branch: str, commit: str, tags: dict[str, str], paths: list[str]
 ) -> list[str]:
-    """After the remote accepted `commit`: move the local branch too, when that is a fast-forward."""
+    """After the remote accepted `commit`: move the local branch too, when that is a fast-forward,
+    with the lifecycle tags of the other writers' commits it brings in."""
     store = loc.store
     local = store.ref_oid(branch)
     warnings = []
@@ -260,6 +268,7 @@ def _follow_remote(
                         f"{', '.join(kept)} changed on the remote but have uncommitted edits "
                         "here, so they were left as they are: git status shows the difference"
                     )
+            store.adopt_tags(remote, _TAGS, commit)
             return warnings
         except (RefMoved, LockHeld):
             pass

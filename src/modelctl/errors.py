@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 from dataclasses import dataclass
 from enum import IntEnum
 
@@ -53,6 +54,40 @@ class GitError(ModelctlError):
     """git failed, or the environment is not what modelctl needs."""
 
     exit_code = ExitCode.GIT
+
+
+_FILE_SYSTEM_SAYS_NO = {
+    errno.EROFS: (
+        "read-only file system",
+        "the registry is on a read-only mount: read commands work as they are; run writes in "
+        "a writable clone",
+    ),
+    errno.EACCES: (
+        "permission denied",
+        "this user may not write there: run as a user who may, or in your own clone (read "
+        "commands work as they are)",
+    ),
+    errno.ENOSPC: (
+        "no space left on device",
+        "free some space and run the command again (read commands work as they are)",
+    ),
+}
+_FILE_SYSTEM_SAYS_NO[errno.EPERM] = _FILE_SYSTEM_SAYS_NO[errno.EACCES]
+_FILE_SYSTEM_SAYS_NO[errno.EDQUOT] = ("disk quota exceeded", _FILE_SYSTEM_SAYS_NO[errno.ENOSPC][1])
+
+
+def file_system_error(exc: OSError) -> GitError | None:
+    """The environment error an OSError means when the file system refused (read-only, no
+    permission, full): exit 4, naming the path and the cause. None for anything else.
+
+    Writes move refs last, in one transaction, so a refusal on the way leaves the registry as
+    it was: the message says so."""
+    said = _FILE_SYSTEM_SAYS_NO.get(exc.errno or 0)
+    if said is None:
+        return None
+    cause, hint = said
+    where = exc.filename if exc.filename is not None else "a file modelctl needed"
+    return GitError(f"cannot write {where}: {cause}; nothing was changed", hint=hint)
 
 
 class RegistryNotFound(GitError):

@@ -12,6 +12,7 @@ caller's variables that point git at other repositories, indexes or objects are 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -79,6 +80,11 @@ class TagTaken(RefMoved):
     """
 
 
+class PushRefused(GitError):
+    """The remote (or git's own pre-push hook) refused a push for a reason a retry cannot
+    change; nothing was pushed."""
+
+
 class LockHeld(ConflictError):
     """A git lock file exists; another git process is running, or one crashed."""
 
@@ -128,11 +134,13 @@ def run_git(
             "git is not installed or not on PATH", hint="install git 2.34 or newer"
         ) from None
     if check and proc.returncode != 0:
-        raise_for(args, proc)
+        raise_for(args, proc, cwd)
     return proc
 
 
-def raise_for(args: list[str], proc: subprocess.CompletedProcess[bytes]) -> NoReturn:
+def raise_for(
+    args: list[str], proc: subprocess.CompletedProcess[bytes], cwd: Path | None = None
+) -> NoReturn:
     """The error a failed git run means: a held lock, no identity, or git's own message."""
     stderr = proc.stderr.decode("utf-8", "replace").strip()
     lock = _lock_error(stderr)
@@ -144,7 +152,39 @@ def raise_for(args: list[str], proc: subprocess.CompletedProcess[bytes]) -> NoRe
             hint='run: git config --global user.name "Your Name" && '
             "git config --global user.email you@example.com",
         )
+    for said, hint in _GIT_FILE_SYSTEM_HINTS:
+        if said in stderr:
+            where = f" in {cwd}" if cwd is not None else ""
+            raise GitError(
+                f"git {args[0]} could not write{where}; nothing was changed: {stderr}", hint=hint
+            )
     raise GitError(f"git {args[0]} failed: {stderr or f'exit {proc.returncode}'}")
+
+
+# What git says when the file system refuses a write, and what to do about it.
+_GIT_FILE_SYSTEM_HINTS = (
+    (
+        "Read-only file system",
+        "the repository is on a read-only mount: read commands work as they are; run writes "
+        "in a writable clone",
+    ),
+    (
+        "No space left on device",
+        "free some space and run the command again (read commands work as they are)",
+    ),
+    (
+        "Disk quota exceeded",
+        "free some space and run the command again (read commands work as they are)",
+    ),
+    (
+        "insufficient permission",
+        "this user may not write to the repository: run as a user who may, or in your own clone",
+    ),
+    (
+        "Permission denied",
+        "this user may not write to the repository: run as a user who may, or in your own clone",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -224,11 +264,18 @@ class Framing:
 class GitStore:
     """One git repository: its work tree (toplevel) and git directories."""
 
-    def __init__(self, toplevel: Path, git_dir: Path, common_dir: Path) -> None:
+    def __init__(
+        self, toplevel: Path, git_dir: Path, common_dir: Path, shallow: bool = False
+    ) -> None:
         self.toplevel = toplevel
         self.git_dir = git_dir
         self.common_dir = common_dir
+        # A shallow clone's history stops at a cut: every walk of it would answer from part of
+        # the history (a wrong sequence, a missing event, a verify that passes), so `git`
+        # refuses walks there (`_walks_history`).
+        self.shallow = shallow
         self._signing_settings: list[tuple[str, str]] | None = None
+        self._tmp_env: dict[str, str] | None = None
 
     # --- finding and creating repositories ----------------------------------------------------
 
@@ -236,7 +283,13 @@ class GitStore:
     def discover(cls, path: Path) -> GitStore | None:
         """The repository containing `path`, or None when it is not inside one."""
         proc = run_git(
-            ["rev-parse", "--show-toplevel", "--absolute-git-dir", "--git-common-dir"],
+            [
+                "rev-parse",
+                "--show-toplevel",
+                "--absolute-git-dir",
+                "--git-common-dir",
+                "--is-shallow-repository",
+            ],
             cwd=path,
             check=False,
         )
@@ -247,11 +300,11 @@ class GitStore:
                     hint=f"if you trust it: git config --global --add safe.directory {path}",
                 )
             return None
-        top, git_dir, common = proc.stdout.decode().splitlines()
+        top, git_dir, common, shallow = proc.stdout.decode().splitlines()
         common_path = Path(common)
         if not common_path.is_absolute():
             common_path = (path / common_path).resolve()
-        return cls(Path(top), Path(git_dir), common_path)
+        return cls(Path(top), Path(git_dir), common_path, shallow == "true")
 
     @classmethod
     def init(cls, path: Path, branch: str = "main") -> GitStore:
@@ -275,6 +328,14 @@ class GitStore:
         env: Mapping[str, str] | None = None,
         check: bool = True,
     ) -> subprocess.CompletedProcess[bytes]:
+        if self.shallow and _walks_history(args):
+            raise GitError(
+                f"{self.toplevel} is a shallow clone: its history is cut off, so modelctl "
+                "cannot answer from it (sequences, events, signatures and tags before the cut "
+                "are missing); nothing was written",
+                hint="fetch the whole history: git fetch --unshallow (in GitHub Actions: "
+                "actions/checkout with fetch-depth: 0)",
+            )
         return run_git(list(args), cwd=self.toplevel, stdin=stdin, env=env, check=check)
 
     def out(
@@ -356,6 +417,55 @@ class GitStore:
     def identity(self) -> str:
         """The committer identity git would use; GitError with a hint when none is set."""
         return self.out("var", "GIT_COMMITTER_IDENT")
+
+    def require_writable(self) -> None:
+        """Refuse, before anything is planned or written, when this user cannot write to the
+        repository's object store (a read-only mount, no permission): exit 4 naming the path.
+
+        A full disk is found only when git fails to write an object; that is exit 4 too, and
+        leaves the refs as they were (they move last)."""
+        objects = self.common_dir / "objects"
+        try:
+            fd, name = tempfile.mkstemp(prefix=".modelctl-probe-", dir=objects)
+        except OSError as exc:
+            from modelctl.errors import file_system_error
+
+            error = file_system_error(exc)
+            if error is None:
+                raise
+            raise GitError(
+                f"cannot write to this repository ({objects}): {error.message.rpartition(': ')[2]}",
+                hint=error.hint,
+            ) from None
+        os.close(fd)
+        Path(name).unlink(missing_ok=True)
+
+    @contextlib.contextmanager
+    def scratch_file(self, data: bytes, prefix: str = "scratch-") -> Iterator[Path]:
+        """`data` as a file that git (and the programs it runs, like ssh-keygen) can read,
+        removed afterwards: in modelctl's folder in the git directory; where that cannot be
+        written (a read-only registry, a full disk), in the system's temporary folder; where
+        that cannot be written either, in memory (Linux). Read-only commands need this (the
+        allowed-signers file), and must answer on a read-only registry or a full disk."""
+        path = _scratch_in(self.state_dir, data, prefix) or _scratch_in(None, data, prefix)
+        if path is not None:
+            try:
+                yield path
+            finally:
+                path.unlink(missing_ok=True)
+            return
+        fd = os.memfd_create(prefix) if hasattr(os, "memfd_create") else -1
+        memory = Path(f"/proc/{os.getpid()}/fd/{fd}")
+        try:
+            if fd < 0 or not memory.exists():
+                raise OSError(
+                    errno.ENOSPC, "no folder to write a scratch file in", str(self.state_dir)
+                )
+            os.write(fd, data)
+            yield memory
+        finally:
+            if fd >= 0:
+                os.close(fd)
 
     @property
     def state_dir(self) -> Path:
@@ -622,7 +732,7 @@ class GitStore:
             err = proc.stderr.decode("utf-8", "replace").strip()
             if sign and ("sign" in err.lower() or "gpg" in err.lower() or "ssh" in err.lower()):
                 raise GitError(f"signing the commit failed: {err}", hint=SIGNING_HINT)
-            raise_for(args, proc)
+            raise_for(args, proc, self.toplevel)
         commit = proc.stdout.decode().strip()
         tag_ids: dict[str, str] = {}
         for spec in tags:
@@ -653,12 +763,13 @@ class GitStore:
         self.update_refs(branch_ref, result.commit, expected, result.tags, reflog)
         return result
 
-    def fetch_branch(self, remote: str, branch_ref: str) -> str | None:
+    def fetch_branch(self, remote: str, branch_ref: str, tags: str | None = None) -> str | None:
         """Fetch `branch_ref` from `remote` into a private ref; its commit, or None if absent.
 
         An explicit refspec into modelctl's own namespace, so what is built on never depends on
         how fresh the user's remote-tracking branch is (a successful `git push` later updates
-        that one, as any push does).
+        that one, as any push does). `tags`, a folder such as `refs/tags/modelctl/`: mirror the
+        remote's tags there into the private namespace too (`adopt_tags` brings them in).
         """
         private = f"refs/modelctl/remotes/{remote}/{branch_ref.removeprefix('refs/heads/')}"
         listing = self.git("ls-remote", "--end-of-options", remote, branch_ref, check=False)
@@ -667,13 +778,55 @@ class GitStore:
             raise GitError(f"cannot reach remote {remote!r}: {err}", hint="check git remote -v")
         if not listing.stdout.strip():
             return None
-        self.git(
-            "fetch", "--quiet", "--no-tags", "--end-of-options", remote, f"+{branch_ref}:{private}"
-        )
+        specs = [f"+{branch_ref}:{private}"]
+        if tags is not None:
+            specs.append(f"+{tags}*:{self._tag_mirror(remote)}{tags.removeprefix('refs/')}*")
+        self.git("fetch", "--quiet", "--no-tags", "--prune", "--end-of-options", remote, *specs)
         return self.ref_oid(private)
 
+    def _tag_mirror(self, remote: str) -> str:
+        return f"refs/modelctl/remote-tags/{remote}/"
+
+    def adopt_tags(self, remote: str, tags: str, tip: str) -> list[str]:
+        """Create the tags under `tags` (a folder such as `refs/tags/modelctl/`) that the last
+        `fetch_branch` mirrored from `remote` and that point into `tip`'s history, where this
+        repository has no tag of that name yet (an existing one is never changed). Without them
+        a clone that followed other writers' commits would lack their tags. Returns the names.
+        """
+        mirror = f"{self._tag_mirror(remote)}{tags.removeprefix('refs/')}"
+        theirs = self.out(
+            "for-each-ref", "--format=%(refname) %(objectname)", "--merged", tip,
+            "--end-of-options", mirror,
+        )  # fmt: skip
+        ours = set(self.out("for-each-ref", "--format=%(refname)", tags).splitlines())
+        creates = []
+        for line in theirs.splitlines():
+            ref, _, oid = line.partition(" ")
+            local = "refs/" + ref.removeprefix(self._tag_mirror(remote))
+            if local not in ours:
+                creates.append((local, oid))
+        if not creates:
+            return []
+        lines = ["start", *(f"create {ref} {oid}" for ref, oid in creates), "prepare", "commit"]
+        proc = self.git(
+            "update-ref", "-m", f"modelctl: tags from {remote}", "--stdin",
+            stdin=("\n".join(lines) + "\n").encode(), check=False,
+        )  # fmt: skip
+        if proc.returncode != 0:  # one was made meanwhile: create the others one by one
+            for ref, oid in creates:
+                self.git("update-ref", "-m", "modelctl", ref, oid, ZERO_OID, check=False)
+        return [ref.removeprefix("refs/tags/") for ref, _ in creates]
+
     def push_atomic(self, remote: str, updates: Mapping[str, str]) -> tuple[bool, str]:
-        """`git push --atomic` of `{object: ref}`, never forced. (accepted, git's report)."""
+        """`git push --atomic` of `{object: ref}`, never forced. (accepted, git's report).
+
+        Not accepted (False) means a lost race: the remote moved since it was fetched, so the
+        caller plans again on the new tip. A refusal that no retry can change (the remote's
+        pre-receive or update hook, a protected branch, a local pre-push hook) raises
+        PushRefused at once with git's own words, and a tag that exists there raises TagTaken.
+        A failure with no verdict per ref (the connection broke) raises GitError: the caller
+        re-fetches to learn whether the push landed.
+        """
         specs = [f"{oid}:{ref}" for ref, oid in updates.items()]
         proc = self.git(
             "push", "--atomic", "--porcelain", "--end-of-options", remote, *specs,
@@ -682,16 +835,40 @@ class GitStore:
         report = (proc.stdout + proc.stderr).decode("utf-8", "replace").strip()
         if proc.returncode == 0:
             return True, report
-        rejected = [line.split("\t") for line in report.splitlines() if line.startswith("!")]
-        if not rejected:
+        verdicts = push_verdicts(proc.stdout.decode("utf-8", "replace"))
+        if not verdicts:
+            stderr = proc.stderr.decode("utf-8", "replace").strip()
+            if proc.returncode == 1 and ("fatal:" not in stderr or self._has_pre_push_hook()):
+                # git stopped before sending anything and said why: its pre-push hook (or
+                # another local check) refused. The same push would be refused again.
+                raise PushRefused(
+                    f"git refused to push to {remote} before sending anything "
+                    f"(a pre-push hook?); nothing was pushed: {stderr or 'no reason given'}",
+                    hint="fix what git's message names (git push runs .git/hooks/pre-push, or "
+                    "the hook in core.hooksPath), then run the command again",
+                )
             # No verdict per ref: the connection failed. The caller re-fetches to find out.
             raise GitError(f"push to {remote} failed: {report}")
+        refused = [v for v in verdicts if v.refused]
+        if refused:
+            said = "; ".join(f"{v.ref}: {v.summary}" for v in refused)
+            remote_lines = [
+                line.removeprefix("remote:").strip()
+                for line in proc.stderr.decode("utf-8", "replace").splitlines()
+                if line.startswith("remote:") and line.removeprefix("remote:").strip()
+            ]
+            told = f" (the remote said: {' / '.join(remote_lines)})" if remote_lines else ""
+            raise PushRefused(
+                f"{remote} refused the push; nothing was pushed: {said}{told}",
+                hint="the remote's rules (a protected branch, a pre-receive or update hook) "
+                "refuse this change; retrying will not help: ask the remote's owner, or push "
+                "where you may",
+            )
         # Refused only because a tag exists there (the branch was fine): pushing again on the
         # same remote tip would pick the same tag, so say so instead of retrying.
-        taken = [
-            f[1].partition(":")[2] for f in rejected if len(f) > 2 and "(already exists)" in f[2]
-        ]
-        others = [f for f in rejected if len(f) < 3 or "(atomic push failed)" not in f[2]]
+        rejected = [v for v in verdicts if v.flag == "!"]
+        taken = [v.ref for v in rejected if "(already exists)" in v.summary]
+        others = [v for v in rejected if not v.secondary]
         if taken and len(others) == len(taken) and all(t.startswith("refs/tags/") for t in taken):
             name = taken[0].removeprefix("refs/tags/")
             raise TagTaken(
@@ -701,6 +878,12 @@ class GitStore:
                 f"refs/tags/{name}) and delete it only if it is a mistake",
             )
         return False, report
+
+    def _has_pre_push_hook(self) -> bool:
+        """Whether git would run a pre-push hook here (core.hooksPath honoured)."""
+        hook = Path(self.out("rev-parse", "--git-path", "hooks/pre-push"))
+        hook = hook if hook.is_absolute() else self.toplevel / hook
+        return hook.is_file() and os.access(hook, os.X_OK)
 
     def commit_signatures(
         self, commits: Iterable[str], allowed_signers: Path | None
@@ -719,7 +902,7 @@ class GitStore:
         proc = self.git(
             *args, "log", "--no-show-signature", "--no-walk=unsorted", "--stdin",
             framing.format(("%H", "%G?", "%GS", "%GF", "%GP")),
-            stdin="".join(f"{c}\n" for c in wanted).encode(),
+            stdin="".join(f"{c}\n" for c in wanted).encode(), env=self._verify_env(),
         )  # fmt: skip
         out: dict[str, Signature] = {}
         for (oid, status, signer, key, primary), _ in framing.split(proc.stdout, 5):
@@ -739,30 +922,55 @@ class GitStore:
         if signature is None:
             return None
         stamp = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(when))
-        self.state_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(prefix="sig-", dir=self.state_dir)
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                fh.write(signature)
-            args = ["-Y", "find-principals", "-s", name, "-f", str(allowed_signers)]
-            proc = subprocess.run(
-                ["ssh-keygen", *args, f"-Overify-time={stamp}"],
-                capture_output=True,
-                env={**_base_env(), "TZ": "UTC"},
-                check=False,
-            )
-        except FileNotFoundError:
-            raise GitError(
-                "ssh-keygen is not installed or not on PATH", hint="install OpenSSH 8.8 or newer"
-            ) from None
-        finally:
-            Path(name).unlink(missing_ok=True)
+        # A scratch file, so the question is answered on a read-only registry or a full disk.
+        with self.scratch_file(signature, "sig-") as name:
+            args = ["-Y", "find-principals", "-s", str(name), "-f", str(allowed_signers)]
+            try:
+                proc = subprocess.run(
+                    ["ssh-keygen", *args, f"-Overify-time={stamp}"],
+                    capture_output=True,
+                    env={**_base_env(), "TZ": "UTC"},
+                    check=False,
+                )
+            except FileNotFoundError:
+                raise GitError(
+                    "ssh-keygen is not installed or not on PATH",
+                    hint="install OpenSSH 8.8 or newer",
+                ) from None
         return proc.returncode == 0
+
+    def _verify_env(self) -> dict[str, str]:
+        """Where git may write the temporary files it checks an SSH signature with.
+
+        git writes the signature to a file in $TMPDIR for ssh-keygen, and when it cannot (a
+        full or read-only disk) it reports the signature as absent ("N"): a wrong answer, not
+        an error. So find a folder that takes a file first: the temporary folder, modelctl's
+        own, or one in memory; with none, refuse (exit 4) rather than call signed work unsigned.
+        """
+        if self._tmp_env is None:
+            memory = Path("/dev/shm")  # noqa: S108 - files in it are made with mkstemp
+            folders = [Path(tempfile.gettempdir()), self.state_dir, memory]
+            for folder in folders:
+                probe = _scratch_in(folder, b"\0" * 16384, "modelctl-probe-")
+                if probe is not None:
+                    probe.unlink(missing_ok=True)
+                    self._tmp_env = {"TMPDIR": str(folder)}
+                    break
+            else:
+                raise GitError(
+                    "cannot check signatures: git writes them to a temporary file, and none of "
+                    f"{', '.join(str(f) for f in folders)} can be written (full or read-only)",
+                    hint="free some space, or set TMPDIR to a folder that can be written",
+                )
+        return self._tmp_env
 
     def tag_signature(self, tag_ref: str, allowed_signers: Path | None) -> Signature:
         """Whether the annotated tag at `tag_ref` carries a good signature."""
         args = _trust_args(allowed_signers)
-        proc = self.git(*args, "verify-tag", "--raw", "--end-of-options", tag_ref, check=False)
+        proc = self.git(
+            *args, "verify-tag", "--raw", "--end-of-options", tag_ref,
+            check=False, env=self._verify_env(),
+        )  # fmt: skip
         err = proc.stderr.decode("utf-8", "replace")
         if "no signature found" in err:
             return Signature("N", "", "")
@@ -799,7 +1007,7 @@ class GitStore:
         args = _trust_args(allowed_signers)
         proc = self.git(
             *args, "verify-tag", "--format=%(refname)", "--end-of-options", *tag_refs,
-            check=False,
+            check=False, env=self._verify_env(),
         )  # fmt: skip
         return set(proc.stdout.decode("utf-8", "replace").splitlines()) & set(tag_refs)
 
@@ -892,8 +1100,15 @@ class GitStore:
         folder.mkdir(parents=True, exist_ok=True)
         note = {"branch": branch_ref, "paths": list(paths), "base": base, "pid": os.getpid()}
         fd, name = tempfile.mkstemp(prefix="sync-", suffix=".json", dir=folder)
-        with os.fdopen(fd, "w") as fh:
-            fh.write(json.dumps(note))
+        try:
+            with os.fdopen(fd, "w") as fh:
+                fh.write(json.dumps(note))
+        except OSError as exc:  # a full disk: leave no half-written note behind
+            Path(name).unlink(missing_ok=True)
+            raise OSError(exc.errno, exc.strerror, name) from exc
+        except BaseException:
+            Path(name).unlink(missing_ok=True)
+            raise
         return Path(name)
 
     def end_sync(self, note: Path) -> None:
@@ -979,6 +1194,85 @@ def _ssh_signature_of(commit: bytes) -> bytes | None:
             lines.append(line.partition(b" ")[2])
     text = b"\n".join(lines) + b"\n"
     return text if lines and lines[0].startswith(b"-----BEGIN SSH SIGNATURE-----") else None
+
+
+@dataclass(frozen=True)
+class PushVerdict:
+    """One ref's line of `git push --porcelain`: flag, destination ref and git's summary."""
+
+    flag: str  # " " fast-forward, "+" forced, "-" deleted, "*" new, "!" rejected, "=" up to date
+    ref: str
+    summary: str
+
+    @property
+    def secondary(self) -> bool:
+        """Refused only because another ref of the same atomic push was."""
+        return self.flag == "!" and "atomic" in self.summary and "(" in self.summary
+
+    @property
+    def refused(self) -> bool:
+        """The receiving side said no for a reason other than a lost race: its pre-receive or
+        update hook, a protected branch, a repository rule. Retrying cannot change that."""
+        if self.flag != "!" or "[remote rejected]" not in self.summary or self.secondary:
+            return False
+        return not any(race in self.summary for race in _REMOTE_RACES)
+
+
+# What a receiving git says when the ref moved between its advertisement and the update (a
+# race that planning again on the new tip resolves), as opposed to a refusal.
+_REMOTE_RACES = (
+    "failed to update ref",
+    "failed to lock",
+    "cannot lock ref",
+    "incorrect old value",
+    "stale info",
+    "fetch first",
+    "non-fast-forward",
+)
+
+
+def push_verdicts(porcelain: str) -> list[PushVerdict]:
+    """The per-ref lines of `git push --porcelain` output (`<flag>\t<from>:<to>\t<summary>`)."""
+    verdicts = []
+    for line in porcelain.splitlines():
+        fields = line.split("\t")
+        if len(fields) == 3 and len(fields[0]) == 1 and ":" in fields[1]:
+            verdicts.append(PushVerdict(fields[0], fields[1].rpartition(":")[2], fields[2]))
+    return verdicts
+
+
+def _scratch_in(folder: Path | None, data: bytes, prefix: str) -> Path | None:
+    """A new file holding `data` in `folder` (None: the system's temporary folder), or None
+    when the file system refuses (the partial file removed)."""
+    name = None
+    try:
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=prefix, dir=folder)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+    except OSError:
+        if name is not None:
+            Path(name).unlink(missing_ok=True)
+        return None
+    return Path(name)
+
+
+def _walks_history(args: tuple[str, ...]) -> bool:
+    """Whether a git command walks commit history (rather than reading named objects)."""
+    rest = list(args)
+    while len(rest) >= 2 and rest[0] == "-c":  # `-c key=value` before the command
+        rest = rest[2:]
+    if not rest:
+        return False
+    command, options = rest[0], rest[1:]
+    if command in ("log", "rev-list"):
+        return not any(o.startswith("--no-walk") for o in options)
+    if command == "merge-base":
+        return True
+    if command in ("for-each-ref", "branch", "tag"):
+        return any(o in ("--contains", "--merged", "--no-merged", "--no-contains") for o in options)
+    return False
 
 
 def _trust_args(allowed_signers: Path | None) -> list[str]:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
-from modelctl.atomic import write_atomic
+from modelctl.atomic import write_cache
 from modelctl.errors import GitError, UsageError
 from modelctl.registry import Location
 
@@ -270,9 +270,7 @@ def _load_cache(path: Path) -> dict[str, Any] | None:
 
 def _save_cache(path: Path, tip: str, records: list[Record]) -> None:
     payload = {"format": CACHE_FORMAT, "tip": tip, "records": [r.__dict__ for r in records]}
-    with contextlib.suppress(OSError):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(payload, separators=(",", ":")))
+    write_cache(path, json.dumps(payload, separators=(",", ":")))
 
 
 def route_records(loc: Location, route: str, tip: str) -> list[Record]:
@@ -338,9 +336,7 @@ def all_route_records(loc: Location, tip: str) -> dict[str, list[Record]]:
             _fill_stages(loc, merged, route, blobs)
             _save_cache(_cache_file(loc, route), tip, merged)
             routes[route] = merged
-        with contextlib.suppress(OSError):
-            marker.parent.mkdir(parents=True, exist_ok=True)
-            marker.write_text(tip)
+        write_cache(marker, tip)
         unchanged = since  # routes not in `fresh` did not change after it
     else:
         unchanged = ""

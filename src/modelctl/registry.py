@@ -10,7 +10,6 @@ re-parses one file.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
-from modelctl.atomic import write_atomic
+from modelctl.atomic import write_cache
 from modelctl.errors import GitError, Problem, RegistryNotFound, UsageError
 from modelctl.gitstore import GitStore, blob_id
 from modelctl.suggest import UnknownName
@@ -187,10 +186,9 @@ def _cache_dir(loc: Location) -> Path:
     return loc.store.state_dir / "snapshots"
 
 
-def _write_json_atomic(path: Path, payload: Any) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
+def _write_json_cache(path: Path, payload: Any) -> bool:
     # dumps, not dump: only the one-shot encoder runs in C.
-    write_atomic(path, json.dumps(payload, separators=(",", ":")))
+    return write_cache(path, json.dumps(payload, separators=(",", ":")))
 
 
 def _encode(snapshot: Snapshot) -> dict[str, Any]:
@@ -243,9 +241,8 @@ def snapshot_at(loc: Location, rev: str = "HEAD") -> Snapshot:
     if payload is not None:
         return _decode(payload, label, commit)
     snapshot = _build(loc, tree, label, commit)
-    with contextlib.suppress(OSError):  # a read-only git dir only costs speed
-        _write_json_atomic(cache / f"{tree}.json", _encode(snapshot))
-        (cache / "last").write_text(tree)
+    if _write_json_cache(cache / f"{tree}.json", _encode(snapshot)):
+        write_cache(cache / "last", tree)
     return snapshot
 
 
@@ -445,8 +442,7 @@ def files_at(
                 "data": entry.data,
                 "problems": [[p.field, p.message, p.line] for p in entry.problems],
             }
-            with contextlib.suppress(OSError):
-                _write_json_atomic(folder / _file_key(oid, path), payload)
+            _write_json_cache(folder / _file_key(oid, path), payload)
     return found
 
 

@@ -6,15 +6,13 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelctl import gates, history, refs, suggest
-from modelctl.atomic import write_atomic
+from modelctl.atomic import write_cache
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
 from modelctl.registry import Entry, Location, check_route, files_at, routes_at
@@ -91,18 +89,8 @@ def trust_file(loc: Location, oid: str | None) -> Iterator[Path | None]:
         yield None
         return
     data = loc.store.read_blobs([oid])[oid]
-    fd, name = tempfile.mkstemp(prefix="allowed-signers-", dir=_state(loc))
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        yield Path(name)
-    finally:
-        Path(name).unlink(missing_ok=True)
-
-
-def _state(loc: Location) -> Path:
-    loc.store.state_dir.mkdir(parents=True, exist_ok=True)
-    return loc.store.state_dir
+    with loc.store.scratch_file(data, prefix="allowed-signers-") as path:
+        yield path
 
 
 def signatures(loc: Location, commits: Iterable[str], tip: str) -> dict[str, Signature]:
@@ -110,7 +98,7 @@ def signatures(loc: Location, commits: Iterable[str], tip: str) -> dict[str, Sig
     wanted = list(dict.fromkeys(commits))
     if not wanted:
         return {}
-    cache_path = _state(loc) / "signatures.json"
+    cache_path = loc.store.state_dir / "signatures.json"
     try:
         cache: dict[str, list[str]] = json.loads(cache_path.read_text())
     except (OSError, ValueError):
@@ -124,8 +112,7 @@ def signatures(loc: Location, commits: Iterable[str], tip: str) -> dict[str, Sig
             fresh = loc.store.commit_signatures(missing, path)
         found.update(fresh)
         cache.update({f"{c}:{trust}": [s.status, s.signer, s.key] for c, s in fresh.items()})
-        with contextlib.suppress(OSError):
-            write_atomic(cache_path, json.dumps(cache, separators=(",", ":")))
+        write_cache(cache_path, json.dumps(cache, separators=(",", ":")))
     return found
 
 
@@ -229,14 +216,11 @@ def status(loc: Location, route: str | None = None) -> StatusResult:
             with contextlib.suppress(ValueError, KeyError, TypeError):
                 return _from_cache(branch, tip, {"routes": json.loads(cached)})
         result = _status(loc, branch, tip, None)
-        with contextlib.suppress(OSError):
-            cache = _status_cache(loc, tip)
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            # Encoded as `--json` encodes it, so that a warm `status --json` can print the
-            # routes as they are stored (`status_json`).
-            routes = json.dumps([dataclasses.asdict(r) for r in result.routes], ensure_ascii=False)
-            header = json.dumps({"format": _STATUS_FORMAT})
-            write_atomic(cache, f"{header}\n{routes}")
+        # Encoded as `--json` encodes it, so that a warm `status --json` can print the
+        # routes as they are stored (`status_json`).
+        routes = json.dumps([dataclasses.asdict(r) for r in result.routes], ensure_ascii=False)
+        header = json.dumps({"format": _STATUS_FORMAT})
+        write_cache(_status_cache(loc, tip), f"{header}\n{routes}")
         return result
     return _status(loc, branch, tip, route)
 
@@ -254,7 +238,9 @@ def status_json(loc: Location) -> str | None:
     return f'{head[:-1]}, "routes": {routes}}}'
 
 
-_STATUS_FORMAT = 4  # a header line, then routes as --json encodes them (canaries shown), as committed
+_STATUS_FORMAT = (
+    4  # a header line, then routes as --json encodes them (canaries shown), as committed
+)
 
 
 def _status(loc: Location, branch: str, tip: str, route: str | None) -> StatusResult:

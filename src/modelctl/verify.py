@@ -41,7 +41,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +50,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import history, progress, refs
-from modelctl.atomic import write_atomic
+from modelctl.atomic import write_atomic, write_cache
 from modelctl.gitstore import Signature
 from modelctl.registry import VERSIONED, Location
 
@@ -494,23 +493,12 @@ def _route_of(path: str) -> str | None:
 
 @contextlib.contextmanager
 def _trust_files(loc: Location, blobs: set[str]) -> Iterator[dict[str, Path]]:
-    folder = Path(tempfile.mkdtemp(prefix="verify-", dir=_state_dir(loc)))
-    try:
-        files = {}
+    with contextlib.ExitStack() as stack:
         contents = loc.store.read_blobs(blobs)
-        for oid, data in contents.items():
-            files[oid] = folder / oid
-            files[oid].write_bytes(data)
-        yield files
-    finally:
-        for child in folder.iterdir():
-            child.unlink()
-        folder.rmdir()
-
-
-def _state_dir(loc: Location) -> Path:
-    loc.store.state_dir.mkdir(parents=True, exist_ok=True)
-    return loc.store.state_dir
+        yield {
+            oid: stack.enter_context(loc.store.scratch_file(data, prefix=f"verify-{oid[:12]}-"))
+            for oid, data in contents.items()
+        }
 
 
 def _workers() -> int:
@@ -685,6 +673,7 @@ class _Tags:
 
     fine: dict[str, str] = field(default_factory=dict)  # "<ref> <object>" -> target commit
     bad: dict[str, _BadTag] = field(default_factory=dict)
+    ahead: list[str] = field(default_factory=list)  # refs past the tip: not judged (not saved)
 
 
 class _Undecided(Exception):
@@ -733,9 +722,16 @@ def _judge_tag(
 
 
 def _judge_tags(
-    loc: Location, audit: _Audit, known: set[str] | None, cached: _Tags | None
+    loc: Location, audit: _Audit, tip: str, known: set[str] | None, cached: _Tags | None
 ) -> _Tags:
     """Every lifecycle tag's verdict.
+
+    Only tags on the history being verified are judged. A tag whose commit is not on it is
+    reported, unless that commit comes after `tip` (the tip is one of its ancestors): then it
+    belongs to a later state of the same history that is simply not checked out or pulled here
+    (a clone that is behind, an older detached checkout, tags fetched with a newer branch),
+    and it is judged when the branch gets there. A commit beside the history, not after it,
+    is foreign however it got here.
 
     With `cached` verdicts (from a checkpoint whose commit is on the branch) a tag whose ref
     still holds the same object keeps its verdict: all checks but "is it on the branch" depend
@@ -744,18 +740,43 @@ def _judge_tags(
     """
     by_commit = {c.oid: c for c in audit.lifecycle}
     tags = _Tags()
+    off: dict[str, tuple[_BadTag | None, str]] = {}  # ref -> (verdict or None: undecided, target)
 
     def judge(row: list[str]) -> None:
-        verdict = _judge_tag(row, by_commit, known, audit.branch)
+        try:
+            verdict = _judge_tag(row, by_commit, known, audit.branch)
+        except _Undecided:
+            off[row[0]] = (None, row[3])
+            return
         if isinstance(verdict, str):
             tags.fine[f"{row[0]} {row[4]}"] = verdict
+        elif verdict[3]:
+            off[row[0]] = (verdict, verdict[1])
         else:
             tags.bad[row[0]] = verdict
+
+    def settle() -> _Tags:
+        if not off:
+            return tags
+        ahead = set(
+            loc.store.out(
+                "for-each-ref", "--format=%(refname)", "--contains", tip, "--end-of-options",
+                *sorted(off) if len(off) <= 500 else [f"refs/tags/{refs.TAG_PREFIX}/"],
+            ).splitlines()
+        )  # fmt: skip
+        for ref, (verdict, _target) in sorted(off.items()):
+            if ref in ahead:
+                tags.ahead.append(ref)
+            elif verdict is None:
+                raise _Undecided(ref)
+            else:
+                tags.bad[ref] = verdict
+        return tags
 
     if cached is None:
         for row in _tag_rows(loc):
             judge(row)
-        return tags
+        return settle()
     listing = loc.store.out(
         "for-each-ref", "--format=%(refname) %(objectname)", f"refs/tags/{refs.TAG_PREFIX}/"
     )
@@ -779,7 +800,7 @@ def _judge_tags(
                 wanted.discard(row[0])
         if wanted:
             raise _Undecided(wanted.pop())  # it changed between the two listings
-    return tags
+    return settle()
 
 
 def _check_tags(loc: Location, audit: _Audit, tags: _Tags) -> int:
@@ -790,6 +811,16 @@ def _check_tags(loc: Location, audit: _Audit, tags: _Tags) -> int:
     pins: list[tuple[str, ...]] = []  # the GPG fingerprints pinned for each of to_verify
     for ref, (_oid, _target, problem, _off) in tags.bad.items():
         findings.append(Finding("tag", ref, problem))
+    if tags.ahead:
+        count = len(tags.ahead)
+        notes.append(
+            Finding(
+                "tag",
+                tags.ahead[0] if count == 1 else f"{count} tags",
+                f"{'points' if count == 1 else 'point'} at commits after {audit.branch}'s tip, "
+                "not checked out or pulled here: judged when the branch gets there",
+            )
+        )
     for key, target in [(k, t) for k, t in tags.fine.items() if t in checked_ids]:
         ref, _, oid = key.partition(" ")
         tagged.add(target)
@@ -942,10 +973,7 @@ def _save_checkpoint(loc: Location, branch: str, checkpoint: _Checkpoint) -> Non
         "fine": checkpoint.tags.fine,
         "bad": checkpoint.tags.bad,
     }
-    path = _checkpoint_path(loc)
-    with contextlib.suppress(OSError):  # a read-only git dir only costs speed
-        path.parent.mkdir(parents=True, exist_ok=True)
-        write_atomic(path, json.dumps(payload, separators=(",", ":")))
+    write_cache(_checkpoint_path(loc), json.dumps(payload, separators=(",", ":")))
 
 
 def _extend(loc: Location, old: str, tip: str) -> list[_Commit] | None:
@@ -1214,7 +1242,7 @@ def verify(loc: Location, since: str | None = None, guard: Guard | None = None) 
         start_index = index[base] + 1
     audit = _Audit(loc, branch, _State())
     window_start, window_state = audit.run(commits, start_index)
-    verdicts = _judge_tags(loc, audit, None, None)
+    verdicts = _judge_tags(loc, audit, tip, None, None)
     base_oid = commits[window_start - 1].oid if window_start else None
     checkpoint = _Checkpoint(tip, base_oid, window_state, commits[window_start:], verdicts)
     count = len(commits) - start_index
@@ -1242,7 +1270,7 @@ def _resume(
     audit = _Audit(loc, branch, old.state.copy())
     window_start, window_state = audit.run(commits, start_index)
     try:
-        verdicts = _judge_tags(loc, audit, {c.oid for c in commits}, old.tags)
+        verdicts = _judge_tags(loc, audit, tip, {c.oid for c in commits}, old.tags)
     except _Undecided:
         return None
     checkpoint = None

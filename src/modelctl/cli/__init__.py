@@ -20,7 +20,7 @@ from modelctl.cli import (  # noqa: F401  (importing them registers their comman
     trace_cmds,
 )
 from modelctl.cli.app import app
-from modelctl.errors import ExitCode, Interrupted, ModelctlError
+from modelctl.errors import ExitCode, Interrupted, ModelctlError, file_system_error
 
 
 def _on_sigterm(signum: int, frame: FrameType | None) -> None:
@@ -98,6 +98,11 @@ def main() -> None:
     except KeyboardInterrupt:
         sys.exit(int(ExitCode.INTERRUPTED))
     except Exception as exc:  # a bug: one line, the traceback only on request
+        # ...unless the file system said no (read-only, no permission, full): exit 4.
+        refused = file_system_error(exc) if isinstance(exc, OSError) else None
+        if refused is not None:
+            _report(refused, json_mode)
+            sys.exit(int(refused.exit_code))
         if debug:
             raise
         from modelctl import render
