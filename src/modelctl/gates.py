@@ -8,6 +8,7 @@ which runs came close and why each does not count.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -15,6 +16,9 @@ from typing import Any
 from modelctl import refs
 from modelctl.errors import CheckFailed
 from modelctl.registry import Snapshot
+
+ReadFile = Callable[[str], bytes | None]  # a registry file's committed content (policy.ReadFile)
+_SHOWN = 5  # problems a refusal lists
 
 
 @dataclass
@@ -78,17 +82,31 @@ def _stage_settings(snapshot: Snapshot, stage: str) -> dict[str, Any]:
     return {}
 
 
-def check_references(snapshot: Snapshot, binding: dict[str, Any]) -> GateResult:
-    from modelctl.policy import _binding_refs
+def check_references(
+    snapshot: Snapshot, binding: dict[str, Any], read: ReadFile | None = None
+) -> GateResult:
+    """Every model and prompt the binding names exists and is valid as `modelctl validate`
+    checks it, and so is everything they name in turn; `read` (a committed file's content)
+    lets pinned template and data files be checked against their digests too."""
+    from modelctl.policy import _binding_refs, _with_lines, check_closure
 
-    missing = [
-        f"{kind.singular} {text}"
-        for _, kind, text in _binding_refs(binding, "binding")
-        if snapshot.get(refs.parse_ref(text, kind)) is None
-    ]
+    roots = [(kind, text) for _, kind, text in _binding_refs(binding, "binding")]
+    missing, problems = check_closure(snapshot, roots, read)
     if missing:
         return GateResult("references", False, "not in the registry: " + ", ".join(missing))
-    return GateResult("references", True, "every model and prompt exists")
+    if problems:
+        if read is not None:
+            problems = _with_lines(problems, read)
+        where = f"commit {snapshot.commit[:12]}" if snapshot.commit else snapshot.label
+        shown = "; ".join(str(p) for p in problems[:_SHOWN])
+        more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+        return GateResult(
+            "references",
+            False,
+            f"invalid in {where}: {shown}{more}; fix them in a new version "
+            "(modelctl validate lists every problem)",
+        )
+    return GateResult("references", True, "every model and prompt exists and is valid")
 
 
 def check_policy(snapshot: Snapshot, route: str, stage: str, binding: dict[str, Any]) -> GateResult:
@@ -203,11 +221,13 @@ def run_gates(
     *,
     candidate: dict[str, Any] | None = None,
     with_eval: bool = True,
+    read: ReadFile | None = None,
 ) -> GateReport:
     """Gates for `binding` landing on `stage`; the eval gate judges `candidate` (default: the
-    binding itself; for a canary, what is being rolled out beside the current targets)."""
+    binding itself; for a canary, what is being rolled out beside the current targets).
+    `read` returns a registry file as committed in `snapshot` (see `committed_reader`)."""
     report = GateReport(route, stage)
-    report.results.append(check_references(snapshot, binding))
+    report.results.append(check_references(snapshot, binding, read))
     report.results.append(check_policy(snapshot, route, stage, binding))
     if with_eval:
         result = check_eval(snapshot, route, stage, candidate or binding, baselines)

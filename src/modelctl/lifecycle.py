@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelctl import commits, gates, history, manifests, refs
+from modelctl import commits, gates, history, manifests, policy, refs
 from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.gitstore import TagSpec
 from modelctl.registry import Location, Snapshot
@@ -296,7 +296,8 @@ def deploy(
         current = _route_data(snapshot, route).get("stages", {}).get(stage)
         if current == binding:
             raise _AlreadyServes(binding)
-        _enforce(gates.run_gates(snapshot, route, stage, binding, [current]), plan)
+        read = policy.committed_reader(loc, snapshot)
+        _enforce(gates.run_gates(snapshot, route, stage, binding, [current], read=read), plan)
         title = f"modelctl: deploy {route} {stage}"
         return _change(loc, plan, snapshot, records, binding, {}, title)
 
@@ -376,7 +377,10 @@ def promote(
             baselines = [current, *_pre_canary(history.events(route, records, target))]
         if current == binding:
             raise _AlreadyServes(binding)
-        report = gates.run_gates(snapshot, route, target, binding, baselines, candidate=candidate)
+        read = policy.committed_reader(loc, snapshot)
+        report = gates.run_gates(
+            snapshot, route, target, binding, baselines, candidate=candidate, read=read
+        )
         _enforce(report, plan)
         what = f"canary {canary}% of {src}" if canary is not None else f"from {src}"
         title = f"modelctl: promote {route} {target} ({what})"
@@ -437,7 +441,13 @@ def rollback(
         # are re-checked (models are immutable), not the eval gate: it is the emergency exit.
         _enforce(
             gates.run_gates(
-                snapshot, route, stage, restore.binding, [last.binding], with_eval=False
+                snapshot,
+                route,
+                stage,
+                restore.binding,
+                [last.binding],
+                with_eval=False,
+                read=policy.committed_reader(loc, snapshot),
             ),
             plan,
         )

@@ -7,7 +7,7 @@ one `modelctl validate` reports everything wrong at once.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,11 +85,46 @@ def references(entry: Entry) -> Iterator[tuple[str, refs.Kind, str]]:
             yield f"judges[{i}]", refs.Kind.JUDGE, judge
 
 
-def check_references(snapshot: Snapshot) -> Iterator[Problem]:
-    for entry in snapshot.artifacts():
+def check_references(
+    snapshot: Snapshot, entries: Iterable[Entry] | None = None
+) -> Iterator[Problem]:
+    """References that do not resolve, from every entry (or only from `entries`)."""
+    for entry in snapshot.artifacts() if entries is None else entries:
         for where, kind, text in references(entry):
             if not _exists(snapshot, kind, text):
                 yield _ref_problem(entry, where, kind, text)
+
+
+def committed_reader(loc: Location, snapshot: Snapshot) -> ReadFile:
+    """A registry file's content as committed in `snapshot` (None when it is not there)."""
+    commit = snapshot.commit
+
+    def read(path: str) -> bytes | None:
+        return loc.store.read_path(commit, loc.repo_path(path)) if commit else None
+
+    return read
+
+
+def check_closure(
+    snapshot: Snapshot, roots: Iterable[tuple[refs.Kind, str]], read: ReadFile | None
+) -> tuple[list[str], list[Problem]]:
+    """What `validate` would report about the manifests `roots` name and everything they name
+    in turn (base models, datasets, a judge's model and rubric), with the files they pin by
+    digest when `read` can read them: (roots that do not exist, problems)."""
+    queue = list(dict.fromkeys(roots))
+    missing = [f"{k.singular} {t}" for k, t in queue if snapshot.get(refs.parse_ref(t, k)) is None]
+    seen: dict[str, Entry] = {}
+    for kind, text in queue:  # grows while it is walked
+        entry = snapshot.get(refs.parse_ref(text, kind))
+        if entry is None or entry.path in seen:
+            continue  # a missing reference a manifest makes is reported by check_references
+        seen[entry.path] = entry
+        queue.extend((k, t) for _, k, t in references(entry))
+    problems = [p for entry in seen.values() for p in entry.problems]
+    problems.extend(check_references(snapshot, seen.values()))
+    if read is not None:
+        problems.extend(check_files(snapshot, read, entries=seen.values()))
+    return missing, sorted(set(problems))
 
 
 def check_settings(snapshot: Snapshot) -> Iterator[Problem]:
@@ -151,21 +186,26 @@ def _binding_problems(
 
 
 def check_files(
-    snapshot: Snapshot, read: ReadFile, digest: DigestFile | None = None
+    snapshot: Snapshot,
+    read: ReadFile,
+    digest: DigestFile | None = None,
+    entries: Iterable[Entry] | None = None,
 ) -> Iterator[Problem]:
-    """Files that manifests pin by digest: prompt templates and local dataset files."""
+    """Files that manifests pin by digest (prompt templates, local dataset files), of every
+    entry or only of `entries`."""
     if digest is None:
 
         def digest(path: str) -> str | None:
             content = read(path)
             return None if content is None else content_digest(content)[0]
 
-    for entry in snapshot.artifacts("prompts"):
+    chosen = list(snapshot.artifacts() if entries is None else entries)
+    for entry in (e for e in chosen if e.category == "prompts"):
         spec = entry.data.get("template_file") if entry.data else None
         if spec:
             fields = ("template_file.path", "template_file.sha256")
             yield from _digest_problem(entry, fields, spec["path"], spec["sha256"], digest)
-    for entry in snapshot.artifacts("datasets"):
+    for entry in (e for e in chosen if e.category == "datasets"):
         data = entry.data
         if data and "://" not in data["uri"]:
             yield from _digest_problem(
