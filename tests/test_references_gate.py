@@ -8,12 +8,14 @@ nothing.
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from pathlib import Path
 
 import pytest
 
-from conftest import cli, git, make_registry, refs_snapshot
+from conftest import ROOT, cli, git, make_registry, refs_snapshot
 
 GPT = (Path("models") / "support-gpt" / "2026-05.yaml").as_posix()
 
@@ -108,3 +110,72 @@ def test_valid_references_pass_and_say_so(repo: Path) -> None:
     assert isinstance(payload, dict)
     (gate,) = [g for g in payload["gates"] if g["gate"] == "references"]
     assert gate["passed"] is True
+
+
+def test_an_eval_whose_judge_pin_is_invalid_does_not_gate(tmp_path: Path) -> None:
+    """The eval gate's judge pins are checked the same way: here the judge's rubric prompt."""
+    repo = make_registry(tmp_path / "reg", routes=False)
+    outputs = ROOT / "examples" / "outputs"
+
+    def ok(*args: str) -> None:
+        result = cli(*args, cwd=repo)
+        assert result.exit_code == 0, result.stderr
+
+    ok(
+        "deploy",
+        "r1",
+        "--stage",
+        "dev",
+        "--model",
+        "support-gpt@2026-03",
+        "--prompt",
+        "support-system@3",
+        "--fallback",
+        "support-claude@2026-05,support-system@3",
+    )
+    ok("promote", "r1", "--to", "staging")
+    ok("promote", "r1", "--to", "production")
+    ok(
+        "deploy",
+        "r1",
+        "--stage",
+        "dev",
+        "--model",
+        "support-gpt@2026-05",
+        "--prompt",
+        "support-system@4",
+        "--fallback",
+        "support-claude@2026-05,support-system@4",
+    )
+    ok("promote", "r1", "--to", "staging")  # fmt: skip
+    rubric = (repo / "prompts/groundedness-rubric/1.yaml").read_text()
+    rubric = rubric.replace('version: "1"', 'version: "2"') + "surprise: 1\n"
+    commit_file(repo, "prompts/groundedness-rubric/2.yaml", rubric)
+    script = tmp_path / "judge.py"
+    script.write_text(
+        "import json, sys\n"
+        "for line in sys.stdin:\n"
+        "    row = json.loads(line)\n"
+        "    print(json.dumps({'id': row['id'], 'score': 5, 'reason': 'ok'}))\n"
+    )
+    commit_file(
+        repo,
+        "judges/grounded/2.yaml",
+        "apiVersion: modelctl/v1\nkind: Judge\nname: grounded\nversion: '2'\n"
+        "created: 2026-01-15T10:00:00Z\nmodel: judge-gpt@2026-01\n"
+        "rubric: groundedness-rubric@2\nevaluator: groundedness\nthreshold: 4\n"
+        f"command: [{json.dumps(sys.executable)}, {json.dumps(str(script))}]\n",
+    )
+    run = cli(
+        "eval", "run", "r1", "--to", "production", "--dataset", "support-golden@2026-04",
+        "--candidate-outputs", str(outputs / "candidate.jsonl"),
+        "--baseline-outputs", str(outputs / "baseline.jsonl"),
+        "--evaluator", "contains", "--judge", "grounded@2", "--json", cwd=repo,
+    )  # fmt: skip
+    assert run.exit_code == 0, run.stderr + run.stdout
+    before = refs_snapshot(repo)
+    promote = cli("promote", "r1", "--to", "production", cwd=repo)
+    assert promote.exit_code == 1, promote.stdout + promote.stderr
+    assert "prompts/groundedness-rubric/2.yaml" in promote.stderr
+    assert "unknown field" in promote.stderr
+    assert refs_snapshot(repo) == before

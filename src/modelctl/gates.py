@@ -155,6 +155,12 @@ def _eval_reasons(
     for judge in run.get("judges", []):
         if snapshot.get(refs.parse_ref(judge, refs.Kind.JUDGE)) is None:
             reasons.append(f"its judge {judge} no longer exists")
+            continue
+        from modelctl.policy import check_closure  # a judge pin is checked as validate would
+
+        problems = check_closure(snapshot, [(refs.Kind.JUDGE, judge)], None)[1]
+        if problems:
+            reasons.append(f"its judge {judge} is invalid: {problems[0]}")
     if max_age_days is not None:
         created = datetime.fromisoformat(run["created"].replace("Z", "+00:00"))
         age = (datetime.now(UTC) - created).days
