@@ -249,6 +249,9 @@ def check_evals(snapshot: Snapshot) -> Iterator[Problem]:
 
 def check_immutable(snapshot: Snapshot, base: Snapshot) -> Iterator[Problem]:
     """Version files committed in `base` must be unchanged and present in `snapshot`."""
+    # Restore from the commit itself: `git checkout -- FILE` copies the index, which may hold
+    # a staged edit (or a state from before the commit).
+    rev = base.commit[:12] if base.commit else "HEAD"
     for path, old in base.entries.items():
         if old.category not in VERSIONED:
             continue
@@ -258,14 +261,14 @@ def check_immutable(snapshot: Snapshot, base: Snapshot) -> Iterator[Problem]:
                 path,
                 "",
                 f"was deleted, but committed versions are immutable (present in {base.label}); "
-                "restore it (git checkout -- FILE) and add a new version instead",
+                f"restore it (git checkout {rev} -- {path}) and add a new version instead",
             )
         elif new.oid != old.oid:
             yield Problem(
                 path,
                 "",
                 f"was modified, but committed versions are immutable (see {base.label}); "
-                "restore it (git checkout -- FILE) and add a new version instead",
+                f"restore it (git checkout {rev} -- {path}) and add a new version instead",
             )
 
 
