@@ -283,3 +283,50 @@ def test_cancellation_while_signing(tmp_path: Path, signals: tuple[str, ...]) ->
     assert refs_snapshot(repo) == before
     assert git(repo, "status", "--porcelain") == ""
     assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_a_killed_writers_note_is_finished_when_its_pid_comes_back(
+    tmp_path: Path, shim: Path
+) -> None:
+    """In a container a restarted writer often gets the PID of the one that was killed: the
+    note the killed writer left must still be seen as abandoned and finished."""
+    import json
+
+    repo = crashed_registry(tmp_path)
+    kill_at(shim, "update-ref", 1, "after", ["deploy", "r1", "--stage", "dev", *SECOND], repo)
+    (note,) = (repo / ".git" / "modelctl" / "pending-sync").glob("sync-*.json")
+    data = json.loads(note.read_text())
+    # The next writer (this process, below) has the killed writer's PID.
+    data["pid"] = os.getpid()
+    if isinstance(data.get("writer"), dict):
+        data["writer"]["pid"] = os.getpid()
+    note.write_text(json.dumps(data))
+
+    again = cli("deploy", "r1", "--stage", "dev", *SECOND, cwd=repo)
+
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "already serves" in again.stdout + again.stderr
+    assert git(repo, "status", "--porcelain") == ""
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_a_writer_is_known_by_more_than_its_pid() -> None:
+    """Where no lock can tell (no fcntl), a note's writer is alive only if its PID runs on this
+    host, started when the note says, and is not this process under another nonce."""
+    from modelctl import gitstore
+
+    me = dict(gitstore._WRITER)
+    assert gitstore._writer_alive(me, {})
+    assert not gitstore._writer_alive({**me, "nonce": "another"}, {})  # our PID, not us
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        start = gitstore._process_start(sleeper.pid)
+        other = {**me, "pid": sleeper.pid, "start": start, "nonce": "x"}
+        assert gitstore._writer_alive(other, {})
+        if start is not None:  # /proc tells when a process started
+            assert not gitstore._writer_alive({**other, "start": str(int(start) - 1)}, {})
+        assert gitstore._writer_alive({**other, "host": "elsewhere"}, {})  # cannot tell
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not gitstore._writer_alive({**me, "pid": sleeper.pid, "nonce": "x"}, {})
