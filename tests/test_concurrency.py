@@ -496,32 +496,49 @@ def test_a_writer_never_blames_the_user_for_another_writers_sync(tmp_path: Path)
     assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
 
 
+# Pairs of models a unique binding splits its traffic between (3 x 99 weights).
+_PAIRS = [
+    ("support-gpt@2026-05", "support-claude@2026-05"),
+    ("support-gpt@2026-03", "support-claude@2026-05"),
+    ("support-gpt@2026-05", "support-gpt@2026-03"),
+]
+
+
+def unique_binding(k: int) -> lifecycle.Binding:
+    """The k-th of 297 different valid dev bindings."""
+    first, second = _PAIRS[k // 99]
+    weight = 1 + k % 99
+    return lifecycle.make_binding(
+        [
+            {"model": first, "prompt": "support-system@4", "weight": weight},
+            {"model": second, "prompt": "support-system@4", "weight": 100 - weight},
+        ],
+        [],
+        None,
+    )
+
+
 def _same_route_worker(
-    repo: str, index: int, rounds: int, start: Any, out: Any
+    repo: str, index: int, writers: int, rounds: int, start: Any, out: Any
 ) -> None:  # pragma: no cover - runs in a child process
     from modelctl.errors import ModelctlError
 
-    results = []
-    for round_ in range(rounds):
-        weight = 1 + round_ * 8 + index  # a binding no other deploy uses
-        binding = lifecycle.make_binding(
-            [
-                {"model": "support-gpt@2026-05", "prompt": "support-system@4", "weight": weight},
-                {"model": "support-claude@2026-05", "prompt": "support-system@4",
-                 "weight": 100 - weight},
-            ],
-            [],
-            None,
-        )  # fmt: skip
-        start.wait(timeout=WAIT)
-        try:
-            done = lifecycle.deploy(registry.locate(Path(repo)), "r1", "dev", binding)
-            results.append((0, "" if done.seq else "no-op"))
-        except ModelctlError as exc:
-            results.append((int(exc.exit_code), exc.message))
-        except BaseException as exc:
-            results.append((-1, f"{type(exc).__name__}: {exc}"))
-    out.put((index, results))
+    results: list[tuple[int, str]] = []
+    try:
+        for round_ in range(rounds):
+            start.wait(timeout=WAIT)
+            try:
+                binding = unique_binding(round_ * writers + index)
+                lifecycle.deploy(registry.locate(Path(repo)), "r1", "dev", binding)
+                results.append((0, ""))
+            except ModelctlError as exc:
+                results.append((int(exc.exit_code), exc.message))
+            except Exception as exc:
+                results.append((-1, f"{type(exc).__name__}: {exc}"))
+    except BaseException as exc:  # the barrier broke: say so instead of vanishing
+        results.append((-1, f"{type(exc).__name__}: {exc}"))
+    finally:
+        out.put((index, results))
 
 
 def deploy_rounds_under_load(repo: Path, writers: int, rounds: int) -> None:
@@ -533,7 +550,7 @@ def deploy_rounds_under_load(repo: Path, writers: int, rounds: int) -> None:
     start = ctx.Barrier(writers)
     out = ctx.Queue()
     procs = [
-        ctx.Process(target=_same_route_worker, args=(str(repo), i, rounds, start, out))
+        ctx.Process(target=_same_route_worker, args=(str(repo), i, writers, rounds, start, out))
         for i in range(writers)
     ]
     try:

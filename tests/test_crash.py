@@ -315,7 +315,7 @@ def test_a_writer_is_known_by_more_than_its_pid() -> None:
     host, started when the note says, and is not this process under another nonce."""
     from modelctl import gitstore
 
-    me = dict(gitstore._WRITER)
+    me = gitstore._writer()
     assert gitstore._writer_alive(me, {})
     assert not gitstore._writer_alive({**me, "nonce": "another"}, {})  # our PID, not us
     sleeper = subprocess.Popen(["sleep", "60"])

@@ -763,7 +763,7 @@ class GitStore:
         """Leave a note that this process will sync `paths` after moving `branch_ref` off `base`."""
         folder = self.state_dir / "pending-sync"
         folder.mkdir(parents=True, exist_ok=True)
-        note = {"branch": branch_ref, "paths": list(paths), "base": base, "writer": _WRITER}
+        note = {"branch": branch_ref, "paths": list(paths), "base": base, "writer": _writer()}
         # Written and locked under a name no reader looks at, then renamed into place: a note
         # is never seen half-written or unlocked while its writer lives.
         fd, name = tempfile.mkstemp(prefix=".new-", suffix=".json", dir=folder)
@@ -772,7 +772,7 @@ class GitStore:
             _lock(handle, wait=True)
             handle.write(json.dumps(note))
             handle.flush()
-            final = folder / f"sync-{Path(name).name.removeprefix('.new-')}"
+            final = folder / f"sync-{uuid.uuid4().hex}.json"
             Path(name).replace(final)
         except BaseException:
             handle.close()
@@ -864,24 +864,17 @@ class GitStore:
         # before it moves the branch and removes the note only after its sync, so whatever
         # file content a modelctl write left is the tip's or the base of a note read here.
         tip = self.ref_oid(branch_ref)
-        notes = self._pending()
+        notes = [n for n in self._pending() if n.get("branch") == branch_ref]
         top = os.path.commonpath(paths) if len(paths) > 1 else paths[0]
         status = self._index_entries(top or ".")
         suspects = [p for p in paths if p in status]
         if not suspects:
             return []
-        allowed: dict[str, set[str | None]] = {}
-        specs: dict[str, str | None] = {}
-        for path in suspects:
-            revs = [tip, *(n.get("base") for n in notes if path in n["paths"])]
-            for rev in revs:
-                if rev is not None:
-                    specs[f"{rev}:{path}"] = None
-            allowed[path] = {None} if None in revs else set()
-        specs.update(self.object_ids(specs))
-        for path in suspects:
-            revs = [tip, *(n.get("base") for n in notes if path in n["paths"])]
-            allowed[path] |= {specs[f"{rev}:{path}"] for rev in revs if rev is not None}
+        revs = {
+            path: {tip, *(n.get("base") for n in notes if path in n["paths"])} for path in suspects
+        }  # None: before the branch's first commit, when there were no files
+        found = self.object_ids(f"{r}:{p}" for p, rs in revs.items() for r in rs if r)
+        allowed = {p: {found[f"{r}:{p}"] if r else None for r in rs} for p, rs in revs.items()}
         edited = [
             path
             for path in suspects
@@ -981,14 +974,21 @@ def _process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
-# Who this process is, for its notes: a PID alone is reused (containers hand a restarted writer
-# its predecessor's PID), so the start time, the host and a random nonce come with it.
-_WRITER = {
-    "pid": os.getpid(),
-    "start": _process_start(os.getpid()),
-    "host": socket.gethostname(),
-    "nonce": uuid.uuid4().hex,
-}
+_IDENTITY: dict[str, Any] = {}
+
+
+def _writer() -> dict[str, Any]:
+    """Who this process is, for its notes: a PID alone is reused (containers hand a restarted
+    writer its predecessor's PID), so its start time, the host and a random nonce come with it.
+    Worked out again in a forked child, which is another process."""
+    if _IDENTITY.get("pid") != os.getpid():
+        _IDENTITY.update(
+            pid=os.getpid(),
+            start=_process_start(os.getpid()),
+            host=socket.gethostname(),
+            nonce=uuid.uuid4().hex,
+        )
+    return dict(_IDENTITY)
 
 
 def _writer_alive(writer: Any, note: dict[str, Any]) -> bool:
@@ -998,11 +998,11 @@ def _writer_alive(writer: Any, note: dict[str, Any]) -> bool:
     """
     if not isinstance(writer, dict):
         return _alive(int(note.get("pid") or 0))
-    pid = int(writer.get("pid") or 0)
-    if writer.get("host") != _WRITER["host"]:
+    pid, me = int(writer.get("pid") or 0), _writer()
+    if writer.get("host") != me["host"]:
         return True  # another machine's writer: nothing here can tell
-    if pid == os.getpid():
-        return writer.get("nonce") == _WRITER["nonce"]
+    if pid == me["pid"]:
+        return bool(writer.get("nonce") == me["nonce"])
     if not _alive(pid):
         return False
     start = _process_start(pid)
