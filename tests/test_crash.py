@@ -330,3 +330,38 @@ def test_a_writer_is_known_by_more_than_its_pid() -> None:
         sleeper.kill()
         sleeper.wait()
     assert not gitstore._writer_alive({**me, "pid": sleeper.pid, "nonce": "x"}, {})
+
+
+def test_an_interrupt_after_the_branch_moved_leaves_the_sync_to_the_next_writer(
+    tmp_path: Path, shim: Path
+) -> None:
+    """Ctrl-C lands just after the branch and tag moved: the work tree is not caught up, and
+    the note that says so must outlive the interrupted process."""
+    repo = crashed_registry(tmp_path)
+    ready = tmp_path / "ready"
+    env = {
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "PAUSE_AT": "update-ref",
+        "PAUSE_NTH": "1",
+        "PAUSE_WHEN": "after",
+        "PAUSE_READY": str(ready),
+        "PAUSE_COUNT": str(tmp_path / "count"),
+    }
+    proc = start(["deploy", "r1", "--stage", "dev", *SECOND], repo, env)
+    try:
+        wait_for(ready, proc)
+        os.kill(proc.pid, signal.SIGINT)  # to modelctl itself, as a terminal would
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=READY_TIMEOUT / 4)
+    finally:
+        code = proc.poll()
+        err = kill_group(proc)
+    assert code == 130, err
+    assert git(repo, "tag", "-l", "modelctl/r1/dev/2") == "modelctl/r1/dev/2"  # it landed
+
+    again = cli_proc("deploy", "r1", "--stage", "dev", *SECOND, cwd=repo)
+
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "already serves" in again.stdout + again.stderr
+    assert git(repo, "status", "--porcelain") == ""
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []

@@ -182,7 +182,7 @@ def write(
                     store.end_sync(note)
                     last = exc
                 except BaseException:
-                    store.end_sync(note)
+                    store.abandon_sync(note, branch, tip)
                     raise
         if result is None:  # outside the turn, so the others can go
             if isinstance(last, LockHeld):  # a git process's lock: short waits, as before
@@ -287,7 +287,7 @@ def _follow_remote(
                 try:
                     store.update_refs(branch, commit, local, tags, "modelctl: follow remote")
                 except BaseException:
-                    store.end_sync(note)
+                    store.abandon_sync(note, branch, local)
                     raise
                 synced = store.sync_worktree(branch, sync)
                 store.end_sync(note, synced=not synced)

@@ -790,6 +790,16 @@ class GitStore:
         if handle is not None:
             handle.close()  # closing drops the lock
 
+    def abandon_sync(self, note: Path, branch_ref: str, base: str | None) -> None:
+        """The write of `note` stopped with an error (an interrupt, a failed git): remove the
+        note if the branch is still at `base` (nothing landed); otherwise leave it to the next
+        writer, since the branch may have moved with the work tree not caught up yet."""
+        try:
+            landed = self.ref_oid(branch_ref) != base
+        except BaseException:  # a second interrupt: keep the note, the next writer decides
+            landed = True
+        self.end_sync(note, synced=not landed)
+
     def _pending(self) -> list[dict[str, Any]]:
         """Every pending-sync note, whether its writer still runs or not."""
         folder = self.state_dir / "pending-sync"

@@ -160,7 +160,7 @@ def write_history(loc: Location, plan: Plan, *, attempts: int = MAX_ATTEMPTS) ->
             last = exc
             continue
         except BaseException:
-            store.end_sync(note)
+            store.abandon_sync(note, branch, base)
             raise
         warnings = _sync_worktree(loc, branch, history)
         store.end_sync(note, synced=not warnings)  # else the next writer finishes it
