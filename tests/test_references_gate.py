@@ -100,6 +100,29 @@ def test_what_a_model_references_is_checked_too(repo: Path) -> None:
     assert "models/support-gpt/2026-08.yaml" in out and "support-golden@1999-01" in out
 
 
+def test_pinned_files_that_match_pass(repo: Path) -> None:
+    """A prompt's template file and a model's local dataset whose digests match go through."""
+    import hashlib
+
+    body = "Answer briefly.\n"
+    commit_file(repo, "prompts/support-system/t.txt", body)
+    commit_file(
+        repo,
+        "prompts/support-system/9.yaml",
+        "apiVersion: modelctl/v1\nkind: Prompt\nname: support-system\nversion: '9'\n"
+        "created: 2026-05-10T12:00:00Z\ntemplate_file:\n  path: prompts/support-system/t.txt\n"
+        f"  sha256: {hashlib.sha256(body.encode()).hexdigest()}\n",
+    )
+    new_model(repo, "2026-08")
+    text = (repo / "models/support-gpt/2026-08.yaml").read_text()
+    text = text.replace("lineage:\n", "lineage:\n  trained_on: [support-golden@2026-04]\n")
+    commit_file(repo, "models/support-gpt/2026-08.yaml", text)
+    code, out = deploy(repo, "support-gpt@2026-08", "support-system@9")
+    assert code == 0, out
+    # Each pinned file was hashed once, and is known by its blob id from now on.
+    assert len(list((repo / ".git" / "modelctl" / "digests").iterdir())) == 2
+
+
 def test_valid_references_pass_and_say_so(repo: Path) -> None:
     result = cli(
         "deploy", "r1", "--stage", "dev", "--model", "support-gpt@2026-05",

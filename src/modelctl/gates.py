@@ -8,16 +8,17 @@ which runs came close and why each does not count.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelctl import refs
 from modelctl.errors import CheckFailed
 from modelctl.registry import Snapshot
 
-ReadFile = Callable[[str], bytes | None]  # a registry file's committed content (policy.ReadFile)
+if TYPE_CHECKING:
+    from modelctl.policy import CommittedFiles
+
 _SHOWN = 5  # problems a refusal lists
 
 
@@ -83,20 +84,18 @@ def _stage_settings(snapshot: Snapshot, stage: str) -> dict[str, Any]:
 
 
 def check_references(
-    snapshot: Snapshot, binding: dict[str, Any], read: ReadFile | None = None
+    snapshot: Snapshot, binding: dict[str, Any], files: CommittedFiles | None = None
 ) -> GateResult:
     """Every model and prompt the binding names exists and is valid as `modelctl validate`
-    checks it, and so is everything they name in turn; `read` (a committed file's content)
-    lets pinned template and data files be checked against their digests too."""
-    from modelctl.policy import _binding_refs, _with_lines, check_closure
+    checks it, and so is everything they name in turn; with `files` (the snapshot's committed
+    files), pinned template and data files are checked against their digests too."""
+    from modelctl.policy import _binding_refs, check_closure
 
     roots = [(kind, text) for _, kind, text in _binding_refs(binding, "binding")]
-    missing, problems = check_closure(snapshot, roots, read)
+    missing, problems = check_closure(snapshot, roots, files)
     if missing:
         return GateResult("references", False, "not in the registry: " + ", ".join(missing))
     if problems:
-        if read is not None:
-            problems = _with_lines(problems, read)
         where = f"commit {snapshot.commit[:12]}" if snapshot.commit else snapshot.label
         shown = "; ".join(str(p) for p in problems[:_SHOWN])
         more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
@@ -227,13 +226,13 @@ def run_gates(
     *,
     candidate: dict[str, Any] | None = None,
     with_eval: bool = True,
-    read: ReadFile | None = None,
+    files: CommittedFiles | None = None,
 ) -> GateReport:
     """Gates for `binding` landing on `stage`; the eval gate judges `candidate` (default: the
     binding itself; for a canary, what is being rolled out beside the current targets).
-    `read` returns a registry file as committed in `snapshot` (see `committed_reader`)."""
+    `files` reads the registry files committed in `snapshot`, for the pinned-file checks."""
     report = GateReport(route, stage)
-    report.results.append(check_references(snapshot, binding, read))
+    report.results.append(check_references(snapshot, binding, files))
     report.results.append(check_policy(snapshot, route, stage, binding))
     if with_eval:
         result = check_eval(snapshot, route, stage, candidate or binding, baselines)

@@ -296,8 +296,8 @@ def deploy(
         current = _route_data(snapshot, route).get("stages", {}).get(stage)
         if current == binding:
             raise _AlreadyServes(binding)
-        read = policy.committed_reader(loc, snapshot)
-        _enforce(gates.run_gates(snapshot, route, stage, binding, [current], read=read), plan)
+        files = policy.CommittedFiles(loc, snapshot)
+        _enforce(gates.run_gates(snapshot, route, stage, binding, [current], files=files), plan)
         title = f"modelctl: deploy {route} {stage}"
         return _change(loc, plan, snapshot, records, binding, {}, title)
 
@@ -377,9 +377,9 @@ def promote(
             baselines = [current, *_pre_canary(history.events(route, records, target))]
         if current == binding:
             raise _AlreadyServes(binding)
-        read = policy.committed_reader(loc, snapshot)
+        files = policy.CommittedFiles(loc, snapshot)
         report = gates.run_gates(
-            snapshot, route, target, binding, baselines, candidate=candidate, read=read
+            snapshot, route, target, binding, baselines, candidate=candidate, files=files
         )
         _enforce(report, plan)
         what = f"canary {canary}% of {src}" if canary is not None else f"from {src}"
@@ -447,7 +447,7 @@ def rollback(
                 restore.binding,
                 [last.binding],
                 with_eval=False,
-                read=policy.committed_reader(loc, snapshot),
+                files=policy.CommittedFiles(loc, snapshot),
             ),
             plan,
         )

@@ -6,6 +6,7 @@ one `modelctl validate` reports everything wrong at once.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
+from modelctl.atomic import write_atomic
 from modelctl.datasets import content_digest, file_digest
 from modelctl.errors import Problem, UsageError
 from modelctl.registry import VERSIONED, Entry, Location, Snapshot
@@ -95,22 +97,44 @@ def check_references(
                 yield _ref_problem(entry, where, kind, text)
 
 
-def committed_reader(loc: Location, snapshot: Snapshot) -> ReadFile:
-    """A registry file's content as committed in `snapshot` (None when it is not there)."""
-    commit = snapshot.commit
+@dataclass
+class CommittedFiles:
+    """Registry files as committed in `snapshot`, for checks run while planning a write.
 
-    def read(path: str) -> bytes | None:
-        return loc.store.read_path(commit, loc.repo_path(path)) if commit else None
+    A pinned file's sha256 is worked out once per blob and kept under the git directory by
+    blob id (content-addressed: it never goes stale), so a deploy that names a model trained on
+    a large dataset does not hash that dataset again every time.
+    """
 
-    return read
+    loc: Location
+    snapshot: Snapshot
+
+    def read(self, path: str) -> bytes | None:
+        commit = self.snapshot.commit
+        return self.loc.store.read_path(commit, self.loc.repo_path(path)) if commit else None
+
+    def digest(self, path: str) -> str | None:
+        oid = self.snapshot.others.get(path)
+        if not oid:
+            return None
+        cached = self.loc.store.state_dir / "digests" / oid
+        try:
+            return cached.read_text().strip()
+        except OSError:
+            pass
+        value = content_digest(self.loc.store.read_blobs([oid])[oid])[0]
+        with contextlib.suppress(OSError):  # a read-only git dir only costs time
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cached, value)
+        return value
 
 
 def check_closure(
-    snapshot: Snapshot, roots: Iterable[tuple[refs.Kind, str]], read: ReadFile | None
+    snapshot: Snapshot, roots: Iterable[tuple[refs.Kind, str]], files: CommittedFiles | None
 ) -> tuple[list[str], list[Problem]]:
     """What `validate` would report about the manifests `roots` name and everything they name
     in turn (base models, datasets, a judge's model and rubric), with the files they pin by
-    digest when `read` can read them: (roots that do not exist, problems)."""
+    digest when `files` can read them: (roots that do not exist, problems)."""
     queue = list(dict.fromkeys(roots))
     missing = [f"{k.singular} {t}" for k, t in queue if snapshot.get(refs.parse_ref(t, k)) is None]
     seen: dict[str, Entry] = {}
@@ -122,8 +146,9 @@ def check_closure(
         queue.extend((k, t) for _, k, t in references(entry))
     problems = [p for entry in seen.values() for p in entry.problems]
     problems.extend(check_references(snapshot, seen.values()))
-    if read is not None:
-        problems.extend(check_files(snapshot, read, entries=seen.values()))
+    if files is not None:
+        problems.extend(check_files(snapshot, files.read, files.digest, seen.values()))
+        problems = _with_lines(problems, files.read)
     return missing, sorted(set(problems))
 
 
