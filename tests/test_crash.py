@@ -365,3 +365,21 @@ def test_an_interrupt_after_the_branch_moved_leaves_the_sync_to_the_next_writer(
     assert "already serves" in again.stdout + again.stderr
     assert git(repo, "status", "--porcelain") == ""
     assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_a_note_a_killed_writer_never_finished_writing_is_cleared(tmp_path: Path) -> None:
+    """Killed between creating its note and putting it in place: the half-made note goes once
+    it is clearly nobody's (unlocked for a minute), and a fresh one is left alone."""
+    repo = crashed_registry(tmp_path)
+    folder = repo / ".git" / "modelctl" / "pending-sync"
+    folder.mkdir(parents=True, exist_ok=True)
+    stale, fresh = folder / ".new-stale.json", folder / ".new-fresh.json"
+    stale.write_text("")
+    fresh.write_text("")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    again = cli("deploy", "r1", "--stage", "dev", *SECOND, cwd=repo)
+
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".new-fresh.json"]

@@ -846,7 +846,15 @@ class GitStore:
         """Finish the syncs of writers that stopped before they were done (killed, or the index
         was locked): show their paths as committed, except those the user has edited since."""
         folder = self.state_dir / "pending-sync"
-        for note_path in sorted(folder.glob("sync-*.json")) if folder.is_dir() else []:
+        if not folder.is_dir():
+            return
+        for orphan in folder.glob(".new-*.json"):  # a writer killed while it wrote its note
+            with contextlib.suppress(OSError), orphan.open() as handle:
+                # Unlocked for a minute: not a writer between creating and locking it.
+                old = time.time() - os.fstat(handle.fileno()).st_mtime > 60
+                if old and _lock(handle, wait=False):
+                    orphan.unlink()
+        for note_path in sorted(folder.glob("sync-*.json")):
             with self._claim(note_path) as note:
                 if note is None:
                     continue
