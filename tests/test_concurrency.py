@@ -10,8 +10,12 @@ from __future__ import annotations
 import multiprocessing
 import os
 import queue
+import re
 import shlex
 import shutil
+import subprocess
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -364,3 +368,218 @@ def test_stale_index_lock_does_not_stop_a_deploy(tmp_path: Path) -> None:
     # Following the printed hint leaves exactly the user's own staged change.
     git(repo, "reset", "-q", "--", "routes/r1.yaml")
     assert git(repo, "status", "--porcelain") == "A  notes.txt"
+
+
+def test_a_sync_left_by_a_locked_index_is_finished_by_the_next_write(tmp_path: Path) -> None:
+    """The index was locked while a deploy synced its route file: the next deploys (with the
+    lock still there, then without it) finish that sync instead of blaming the user for it."""
+    repo = attested_registry(tmp_path / "reg")
+    (repo / "notes.txt").write_text("staged by the user\n")
+    git(repo, "add", "notes.txt")
+    lock = repo / ".git" / "index.lock"
+    lock.write_text("")
+    first, second = bindings()
+
+    one = cli("deploy", "r1", "--stage", "dev", *DEPLOY_ARGS, cwd=repo)
+    assert one.exit_code == 0, one.stderr
+    assert "index is locked" in one.stdout + one.stderr
+    two = cli("deploy", "r2", "--stage", "dev", *DEPLOY_ARGS, cwd=repo)  # the lock is still there
+    assert two.exit_code == 0, two.stdout + two.stderr
+    lock.unlink()
+    three = cli(
+        "deploy", "r1", "--stage", "dev", "--model", "support-gpt@2026-03",
+        "--prompt", "support-system@3", "--fallback", "support-claude@2026-05,support-system@3",
+        cwd=repo,
+    )  # fmt: skip
+    assert three.exit_code == 0, three.stdout + three.stderr
+
+    # The index and the work tree show every deploy; the user's staged file is untouched.
+    assert git(repo, "status", "--porcelain") == "A  notes.txt"
+    assert git(repo, "diff", "--cached", "HEAD", "--", "routes") == ""
+    loc = registry.locate(repo)
+    tip = git(repo, "rev-parse", "HEAD")
+    assert [e.binding for e in history.events("r1", history.route_records(loc, "r1", tip))] == [
+        first,
+        second,
+    ]
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_the_hint_for_uncommitted_edits_goes_back_to_the_commit(tmp_path: Path) -> None:
+    """A route file with a staged edit and another one on top: following the printed hint
+    brings back what is committed, never the index's copy."""
+    repo = attested_registry(tmp_path / "reg")
+    assert cli("deploy", "r1", "--stage", "dev", *DEPLOY_ARGS, cwd=repo).exit_code == 0
+    route = repo / "routes" / "r1.yaml"
+    committed = route.read_text()
+    route.write_text(committed.replace("support-gpt@2026-05", "support-gpt@2026-03"))
+    git(repo, "add", "routes/r1.yaml")  # staged: the index differs from the commit
+    route.write_text(committed + "# and a note\n")
+    before = refs_snapshot(repo)
+
+    result = cli("deploy", "r1", "--stage", "dev", "--model", "support-gpt@2026-03", cwd=repo)
+
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert "routes/r1.yaml has uncommitted changes" in result.stderr
+    assert refs_snapshot(repo) == before
+    match = re.search(r"discard them with: (git [^;()]+?)(?: \(|;|$)", result.stderr, re.M)
+    assert match, result.stderr
+    git(repo, *shlex.split(match.group(1))[1:])
+    assert route.read_text() == committed
+    assert git(repo, "status", "--porcelain") == ""
+
+
+# A git that stops before the n-th `update-index` (the one that shows a synced file in the
+# user's index) until a file appears, then runs it.
+HOLD = (
+    'if [ "$1" = update-index ] && [ -n "$HOLD_COUNT" ]; then\n'
+    '  n=$(cat "$HOLD_COUNT" 2>/dev/null || echo 0); n=$((n + 1)); echo "$n" > "$HOLD_COUNT"\n'
+    '  if [ "$n" = 2 ]; then\n'
+    '    : > "$HOLD_READY"\n'
+    '    while [ ! -e "$HOLD_GO" ]; do sleep 0.02; done\n'
+    "  fi\n"
+    "fi"
+)
+
+
+def test_a_writer_never_blames_the_user_for_another_writers_sync(tmp_path: Path) -> None:
+    """Writer A moved the branch and wrote the route file, but has not updated the index yet;
+    writer B, deploying to the same route meanwhile, sees A's sync in flight, not an edit."""
+    repo = attested_registry(tmp_path / "reg")
+    first, second = bindings()
+    assert cli("deploy", "r1", "--stage", "dev", *DEPLOY_ARGS, cwd=repo).exit_code == 0
+    shim = write_shim(tmp_path / "shim", HOLD)
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    env = {
+        **os.environ,
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "HOLD_COUNT": str(tmp_path / "count"),
+        "HOLD_READY": str(ready),
+        "HOLD_GO": str(go),
+    }
+    second_args = [
+        "--model", "support-gpt@2026-03", "--prompt", "support-system@3",
+        "--fallback", "support-claude@2026-05,support-system@3",
+    ]  # fmt: skip
+    module = [sys.executable, "-m", "modelctl", "deploy", "r1", "--stage", "dev"]
+    writer_a = subprocess.Popen(
+        [*module, *second_args], cwd=repo, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    writer_b = None
+    try:
+        deadline = time.monotonic() + WAIT
+        while not ready.exists():
+            assert writer_a.poll() is None, writer_a.communicate()
+            assert time.monotonic() < deadline, "writer A never reached its sync"
+            time.sleep(0.02)
+        a_commit = git(repo, "rev-parse", "HEAD")
+        # B deploys the first binding again: A's is live now, so B changes the route back.
+        writer_b = subprocess.Popen(
+            [*module, *DEPLOY_ARGS], cwd=repo, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+        )
+        # B commits, then waits for the work-tree lock A holds; or, refused, it exits.
+        while writer_b.poll() is None and git(repo, "rev-parse", "HEAD") == a_commit:
+            assert time.monotonic() < deadline, "writer B neither committed nor stopped"
+            time.sleep(0.02)
+    finally:
+        go.write_text("")
+        out_a = writer_a.communicate(timeout=WAIT)
+        out_b = writer_b.communicate(timeout=WAIT) if writer_b else (b"", b"")
+    assert writer_a.returncode == 0, out_a
+    assert writer_b is not None and writer_b.returncode == 0, out_b
+
+    tip = git(repo, "rev-parse", "HEAD")
+    loc = registry.locate(repo)
+    events = history.events("r1", history.route_records(loc, "r1", tip))
+    assert [e.binding for e in events] == [first, second, first]
+    assert git(repo, "status", "--porcelain") == ""
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+# Pairs of models a unique binding splits its traffic between (3 x 99 weights).
+_PAIRS = [
+    ("support-gpt@2026-05", "support-claude@2026-05"),
+    ("support-gpt@2026-03", "support-claude@2026-05"),
+    ("support-gpt@2026-05", "support-gpt@2026-03"),
+]
+
+
+def unique_binding(k: int) -> lifecycle.Binding:
+    """The k-th of 297 different valid dev bindings."""
+    first, second = _PAIRS[k // 99]
+    weight = 1 + k % 99
+    return lifecycle.make_binding(
+        [
+            {"model": first, "prompt": "support-system@4", "weight": weight},
+            {"model": second, "prompt": "support-system@4", "weight": 100 - weight},
+        ],
+        [],
+        None,
+    )
+
+
+def _same_route_worker(
+    repo: str, index: int, writers: int, rounds: int, start: Any, out: Any
+) -> None:  # pragma: no cover - runs in a child process
+    from modelctl.errors import ModelctlError
+
+    results: list[tuple[int, str]] = []
+    try:
+        for round_ in range(rounds):
+            start.wait(timeout=WAIT)
+            try:
+                binding = unique_binding(round_ * writers + index)
+                lifecycle.deploy(registry.locate(Path(repo)), "r1", "dev", binding)
+                results.append((0, ""))
+            except ModelctlError as exc:
+                results.append((int(exc.exit_code), exc.message))
+            except Exception as exc:
+                results.append((-1, f"{type(exc).__name__}: {exc}"))
+    except BaseException as exc:  # the barrier broke: say so instead of vanishing
+        results.append((-1, f"{type(exc).__name__}: {exc}"))
+    finally:
+        out.put((index, results))
+
+
+def deploy_rounds_under_load(repo: Path, writers: int, rounds: int) -> None:
+    """`writers` processes deploy to one route together, `rounds` times, while a process burns
+    CPU beside them (a busy machine stretches every window between two git calls)."""
+    base = git(repo, "rev-parse", "HEAD")
+    burner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    ctx = multiprocessing.get_context("fork")
+    start = ctx.Barrier(writers)
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_same_route_worker, args=(str(repo), i, writers, rounds, start, out))
+        for i in range(writers)
+    ]
+    try:
+        for proc in procs:
+            proc.start()
+        results = dict(out.get(timeout=WAIT) for _ in procs)
+    finally:
+        burner.kill()
+        burner.wait()
+        for proc in procs:
+            proc.join(timeout=WAIT)
+            if proc.is_alive():
+                proc.kill()
+    failed = [(i, r) for i, rs in results.items() for r in rs if r[0] != 0]
+    assert not failed, f"{len(failed)} of {writers * rounds} deploys failed: {failed}"
+    commits, tags = lifecycle_state(repo, base)
+    assert len(commits) == writers * rounds == len(tags)  # every binding was new: none a no-op
+    tip = git(repo, "rev-parse", "HEAD")
+    events = history.events("r1", history.route_records(registry.locate(repo), "r1", tip))
+    assert [e.seq for e in events] == list(range(1, writers * rounds + 1))
+    assert git(repo, "status", "--porcelain") == ""
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_concurrent_deploys_to_one_route_in_one_work_tree(tmp_path: Path) -> None:
+    """8 writers on one route and one work tree, 5 rounds, on a busy machine: all succeed."""
+    deploy_rounds_under_load(attested_registry(tmp_path / "reg"), 8, 5)
+
+
+@pytest.mark.slow
+def test_concurrent_deploys_to_one_route_many_rounds(tmp_path: Path) -> None:
+    deploy_rounds_under_load(attested_registry(tmp_path / "reg"), 8, 25)

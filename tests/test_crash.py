@@ -287,3 +287,103 @@ def test_cancellation_while_signing(tmp_path: Path, signals: tuple[str, ...]) ->
     assert refs_snapshot(repo) == before
     assert git(repo, "status", "--porcelain") == ""
     assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_a_killed_writers_note_is_finished_when_its_pid_comes_back(
+    tmp_path: Path, shim: Path
+) -> None:
+    """In a container a restarted writer often gets the PID of the one that was killed: the
+    note the killed writer left must still be seen as abandoned and finished."""
+    import json
+
+    repo = crashed_registry(tmp_path)
+    kill_at(shim, "update-ref", 1, "after", ["deploy", "r1", "--stage", "dev", *SECOND], repo)
+    (note,) = (repo / ".git" / "modelctl" / "pending-sync").glob("sync-*.json")
+    data = json.loads(note.read_text())
+    # The next writer (this process, below) has the killed writer's PID.
+    data["pid"] = os.getpid()
+    if isinstance(data.get("writer"), dict):
+        data["writer"]["pid"] = os.getpid()
+    note.write_text(json.dumps(data))
+
+    again = cli("deploy", "r1", "--stage", "dev", *SECOND, cwd=repo)
+
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "already serves" in again.stdout + again.stderr
+    assert git(repo, "status", "--porcelain") == ""
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_a_writer_is_known_by_more_than_its_pid() -> None:
+    """Where no lock can tell (no fcntl), a note's writer is alive only if its PID runs on this
+    host, started when the note says, and is not this process under another nonce."""
+    from modelctl import gitstore
+
+    me = gitstore._writer()
+    assert gitstore._writer_alive(me, {})
+    assert not gitstore._writer_alive({**me, "nonce": "another"}, {})  # our PID, not us
+    sleeper = subprocess.Popen(["sleep", "60"])
+    try:
+        start = gitstore._process_start(sleeper.pid)
+        other = {**me, "pid": sleeper.pid, "start": start, "nonce": "x"}
+        assert gitstore._writer_alive(other, {})
+        if start is not None:  # /proc tells when a process started
+            assert not gitstore._writer_alive({**other, "start": str(int(start) - 1)}, {})
+        assert gitstore._writer_alive({**other, "host": "elsewhere"}, {})  # cannot tell
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    assert not gitstore._writer_alive({**me, "pid": sleeper.pid, "nonce": "x"}, {})
+
+
+def test_an_interrupt_after_the_branch_moved_leaves_the_sync_to_the_next_writer(
+    tmp_path: Path, shim: Path
+) -> None:
+    """Ctrl-C lands just after the branch and tag moved: the work tree is not caught up, and
+    the note that says so must outlive the interrupted process."""
+    repo = crashed_registry(tmp_path)
+    ready = tmp_path / "ready"
+    env = {
+        "PATH": f"{shim}{os.pathsep}{os.environ['PATH']}",
+        "PAUSE_AT": "update-ref",
+        "PAUSE_NTH": "1",
+        "PAUSE_WHEN": "after",
+        "PAUSE_READY": str(ready),
+        "PAUSE_COUNT": str(tmp_path / "count"),
+    }
+    proc = start(["deploy", "r1", "--stage", "dev", *SECOND], repo, env)
+    try:
+        wait_for(ready, proc)
+        os.kill(proc.pid, signal.SIGINT)  # to modelctl itself, as a terminal would
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=READY_TIMEOUT / 4)
+    finally:
+        code = proc.poll()
+        err = kill_group(proc)
+    assert code == 130, err
+    assert git(repo, "tag", "-l", "modelctl/r1/dev/2") == "modelctl/r1/dev/2"  # it landed
+
+    again = cli_proc("deploy", "r1", "--stage", "dev", *SECOND, cwd=repo)
+
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "already serves" in again.stdout + again.stderr
+    assert git(repo, "status", "--porcelain") == ""
+    assert list((repo / ".git" / "modelctl" / "pending-sync").glob("*")) == []
+
+
+def test_a_note_a_killed_writer_never_finished_writing_is_cleared(tmp_path: Path) -> None:
+    """Killed between creating its note and putting it in place: the half-made note goes once
+    it is clearly nobody's (unlocked for a minute), and a fresh one is left alone."""
+    repo = crashed_registry(tmp_path)
+    folder = repo / ".git" / "modelctl" / "pending-sync"
+    folder.mkdir(parents=True, exist_ok=True)
+    stale, fresh = folder / ".new-stale.json", folder / ".new-fresh.json"
+    stale.write_text("")
+    fresh.write_text("")
+    an_hour_ago = time.time() - 3600
+    os.utime(stale, (an_hour_ago, an_hour_ago))
+
+    again = cli("deploy", "r1", "--stage", "dev", *SECOND, cwd=repo)
+
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert sorted(p.name for p in folder.iterdir()) == [".new-fresh.json"]

@@ -489,3 +489,28 @@ def test_imported_events_take_effect_at_their_original_dates(repo: Path) -> None
         "resolve", "churn", "--stage", "prod", "--at", "2023-12-31", "--json", cwd=repo
     ).json
     assert isinstance(before, dict) and before["binding"] is None
+
+
+@pytest.mark.parametrize("where", [".gto", "artifacts.yaml"])
+def test_deeply_nested_gto_files_are_refused_not_a_crash(tmp_path: Path, where: str) -> None:
+    """A `.gto` config or `artifacts.yaml` nested thousands deep is read with the manifest
+    loader's limits: the import goes on without it (and says so), never an internal error."""
+    repo = new_repo(tmp_path / "deep")
+    deep = "stages: " + "[" * 5000 + "]" * 5000 + "\n"
+    files = {".gto": "stages: [dev, prod]\n", "artifacts.yaml": "m:\n  path: m.bin\n"}
+    files[where] = deep if where == ".gto" else "m:\n  path: " + "[" * 5000 + "]" * 5000 + "\n"
+    for name, text in files.items():
+        (repo / name).write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "c1")
+    git(repo, "tag", "-a", "-m", "Registering artifact m version v1.0.0", "m@v1.0.0")
+    git(repo, "tag", "-a", "-m", "Assigning stage prod to artifact m version v1.0.0", "m#prod#1")
+
+    result = cli("import", "gto", "--json", cwd=repo)
+
+    assert result.exit_code == 0, result.stderr + result.stdout
+    payload: Any = result.json
+    notes = " ".join(payload.get("notes", []))
+    if where == ".gto":
+        assert ".gto could not be read" in notes and "nesting" in notes
+    assert modelctl_stages(repo)["m"]["prod"] == "v1.0.0"

@@ -90,17 +90,39 @@ def decide_signing(loc: Location, snapshot: Snapshot, stage: str | None) -> bool
     return has_key
 
 
-def refuse_uncommitted(loc: Location, paths: list[str]) -> None:
-    """Refuse, before writing anything, when any of `paths` has uncommitted edits."""
+def refuse_uncommitted(loc: Location, paths: list[str], branch: str | None = None) -> None:
+    """Refuse, before writing anything, when any of `paths` (registry-relative) has uncommitted
+    edits: a work-tree file or index entry that no modelctl write put there. Another writer's
+    sync that is still on its way (or was left for the next writer to finish) is not an edit.
+
+    Raises RefMoved when the branch moved while looking, so the caller plans again.
+    """
     if not paths:
         return
-    changed = loc.store.changed_paths(loc.prefix or ".")
-    dirty = sorted(p for p in paths if loc.repo_path(p) in changed)
+    store = loc.store
+    edited = store.user_edits(branch or registry_branch(loc), [loc.repo_path(p) for p in paths])
+    dirty = sorted(p for p in paths if loc.repo_path(p) in edited)
     if dirty:
         raise ConflictError(
             f"{', '.join(dirty)} has uncommitted changes; modelctl will not overwrite them",
-            hint="commit or discard them first (git diff -- FILE; git checkout -- FILE)",
+            hint=discard_hint(loc, dirty),
         )
+
+
+def discard_hint(loc: Location, paths: list[str]) -> str:
+    """What to do about uncommitted edits of `paths`: commands that compare with, or go back
+    to, the last commit (never to the index, which may hold a state from before it)."""
+    files = " ".join(paths)
+    head = loc.store.ref_oid("HEAD")
+    found = loc.store.object_ids(f"{head}:{loc.repo_path(p)}" for p in paths) if head else {}
+    new = [p for p in paths if found.get(f"{head}:{loc.repo_path(p)}") is None]
+    known = " ".join(p for p in paths if p not in new)
+    hint = f"see them with: git diff HEAD -- {files}; commit them first, or discard them"
+    if known:
+        hint += f" with: git checkout HEAD -- {known}"
+    if new:
+        hint += f"{' and' if known else ''} by moving {' '.join(new)} away (not in any commit yet)"
+    return hint + " (run from the registry folder)" if loc.prefix else hint
 
 
 def _backoff(attempt: int, slot: float, cap: float = MAX_BACKOFF) -> None:
@@ -147,23 +169,28 @@ def write(
         with contextlib.nullcontext() if dry_run else store.writer_turn():
             started = time.monotonic()
             tip = store.ref_oid(branch)
-            change, ready = _prepare(loc, plan, tip, dry_run, intent)
-            if ready is None:
-                return Outcome(change, None, attempt, base=tip)
-            files, message, sign = ready
-            note = store.begin_sync(branch, files, tip)
+            result = None
             try:
-                result = store.commit(branch, tip, files, message, sign=sign, tags=change.tags)
-            except TagTaken:
-                store.end_sync(note)
-                raise
-            except (RefMoved, LockHeld) as exc:
-                store.end_sync(note)
-                last = exc
-                result = None
-            except BaseException:
-                store.end_sync(note)
-                raise
+                change, ready = _prepare(loc, plan, tip, dry_run, intent, branch)
+            except RefMoved as exc:  # another writer moved the branch during the dirty check
+                last, ready = exc, None
+            else:
+                if ready is None:
+                    return Outcome(change, None, attempt, base=tip)
+            if ready is not None:
+                files, message, sign = ready
+                note = store.begin_sync(branch, files, tip)
+                try:
+                    result = store.commit(branch, tip, files, message, sign=sign, tags=change.tags)
+                except TagTaken:
+                    store.end_sync(note)
+                    raise
+                except (RefMoved, LockHeld) as exc:
+                    store.end_sync(note)
+                    last = exc
+                except BaseException:
+                    store.abandon_sync(note, branch, tip)
+                    raise
         if result is None:  # outside the turn, so the others can go
             if isinstance(last, LockHeld):  # a git process's lock: short waits, as before
                 _backoff(attempt, 0.01, cap=0.5)
@@ -171,7 +198,7 @@ def write(
                 _backoff(attempt, time.monotonic() - started)
             continue
         warnings = store.sync_worktree(branch, files)
-        store.end_sync(note)
+        store.end_sync(note, synced=not warnings)  # else the next writer finishes it
         return Outcome(change, result, attempt, warnings, base=tip)
     assert last is not None
     raise ConflictError(
@@ -181,7 +208,7 @@ def write(
 
 
 def _prepare(
-    loc: Location, plan: Plan, tip: str | None, dry_run: bool, intent: str | None
+    loc: Location, plan: Plan, tip: str | None, dry_run: bool, intent: str | None, branch: str
 ) -> tuple[Change, tuple[dict[str, bytes | None], str, bool] | None]:
     """Plan the change on `tip`; unless a dry run, also check it may be written and work out
     (repository paths -> content, commit message, whether to sign)."""
@@ -189,7 +216,7 @@ def _prepare(
     change = plan(snapshot, tip)
     if dry_run:
         return change, None
-    refuse_uncommitted(loc, change.guard)
+    refuse_uncommitted(loc, change.guard, branch)
     sign = decide_signing(loc, snapshot, change.stage)
     files = {loc.repo_path(p): data for p, data in change.files.items()}
     return change, (files, _with_intent(change.message, intent), sign)
@@ -216,7 +243,12 @@ def _write_remote(
             outcome = Outcome(change, result, attempt, base=base, already_landed=True)
             outcome.warnings += _follow_remote(loc, remote, branch, base, result.tags, paths)
             return outcome
-        change, ready = _prepare(loc, plan, base, dry_run, intent)
+        try:
+            change, ready = _prepare(loc, plan, base, dry_run, intent, branch)
+        except RefMoved as exc:  # the local branch moved during the dirty check
+            last_report = exc.message
+            _backoff(attempt, time.monotonic() - started)
+            continue
         if ready is None:
             return Outcome(change, None, attempt, base=base)
         files, message, sign = ready
@@ -258,11 +290,18 @@ def _follow_remote(
                 # the index would still hold the old ones, staged to be undone), except those
                 # the user has uncommitted edits of.
                 others = [p for p in store.changed_between(local, commit) if p not in paths]
-                dirty = store.changed_paths(".") if others else {}
-                store.update_refs(branch, commit, local, tags, "modelctl: follow remote")
+                dirty = set(store.user_edits(branch, others)) if others else set()
                 kept = [p for p in others if p in dirty]
                 sync = [*paths, *(p for p in others if p not in dirty)]
-                warnings += store.sync_worktree(branch, sync)
+                note = store.begin_sync(branch, sync, local)
+                try:
+                    store.update_refs(branch, commit, local, tags, "modelctl: follow remote")
+                except BaseException:
+                    store.abandon_sync(note, branch, local)
+                    raise
+                synced = store.sync_worktree(branch, sync)
+                store.end_sync(note, synced=not synced)
+                warnings += synced
                 if kept:
                     warnings.append(
                         f"{', '.join(kept)} changed on the remote but have uncommitted edits "

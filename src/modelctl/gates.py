@@ -14,11 +14,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from modelctl import history, refs
 from modelctl.errors import CheckFailed
 from modelctl.registry import Location, Snapshot
+
+if TYPE_CHECKING:
+    from modelctl.policy import CommittedFiles
+
+_SHOWN = 5  # problems a refusal lists
 
 
 @dataclass
@@ -96,17 +101,29 @@ def _stage_settings(snapshot: Snapshot, stage: str) -> dict[str, Any]:
     return {}
 
 
-def check_references(snapshot: Snapshot, binding: dict[str, Any]) -> GateResult:
-    from modelctl.policy import _binding_refs
+def check_references(
+    snapshot: Snapshot, binding: dict[str, Any], files: CommittedFiles | None = None
+) -> GateResult:
+    """Every model and prompt the binding names exists and is valid as `modelctl validate`
+    checks it, and so is everything they name in turn; with `files` (the snapshot's committed
+    files), pinned template and data files are checked against their digests too."""
+    from modelctl.policy import _binding_refs, check_closure
 
-    missing = [
-        f"{kind.singular} {text}"
-        for _, kind, text in _binding_refs(binding, "binding")
-        if snapshot.get(refs.parse_ref(text, kind)) is None
-    ]
+    roots = [(kind, text) for _, kind, text in _binding_refs(binding, "binding")]
+    missing, problems = check_closure(snapshot, roots, files)
     if missing:
         return GateResult("references", False, "not in the registry: " + ", ".join(missing))
-    return GateResult("references", True, "every model and prompt exists")
+    if problems:
+        where = f"commit {snapshot.commit[:12]}" if snapshot.commit else snapshot.label
+        shown = "; ".join(str(p) for p in problems[:_SHOWN])
+        more = f" (and {len(problems) - _SHOWN} more)" if len(problems) > _SHOWN else ""
+        return GateResult(
+            "references",
+            False,
+            f"invalid in {where}: {shown}{more}; fix them in a new version "
+            "(modelctl validate lists every problem)",
+        )
+    return GateResult("references", True, "every model and prompt exists and is valid")
 
 
 def check_policy(snapshot: Snapshot, route: str, stage: str, binding: dict[str, Any]) -> GateResult:
@@ -210,6 +227,12 @@ def _eval_reasons(
     for judge in run.get("judges", []):
         if snapshot.get(refs.parse_ref(judge, refs.Kind.JUDGE)) is None:
             reasons.append(f"its judge {judge} no longer exists")
+            continue
+        from modelctl.policy import check_closure  # a judge pin is checked as validate would
+
+        problems = check_closure(snapshot, [(refs.Kind.JUDGE, judge)], None)[1]
+        if problems:
+            reasons.append(f"its judge {judge} is invalid: {problems[0]}")
     return reasons
 
 
@@ -365,11 +388,13 @@ def run_gates(
     candidate: dict[str, Any] | None = None,
     with_eval: bool = True,
     ledger: Callable[[], EvalLedger] | None = None,
+    files: CommittedFiles | None = None,
 ) -> GateReport:
     """Gates for `binding` landing on `stage`; the eval gate judges `candidate` (default: the
-    binding itself; for a canary, what is being rolled out beside the current targets)."""
+    binding itself; for a canary, what is being rolled out beside the current targets).
+    `files` reads the registry files committed in `snapshot`, for the pinned-file checks."""
     report = GateReport(route, stage)
-    report.results.append(check_references(snapshot, binding))
+    report.results.append(check_references(snapshot, binding, files))
     report.results.append(check_policy(snapshot, route, stage, binding))
     if with_eval:
         result = check_eval(snapshot, route, stage, candidate or binding, baselines, ledger)

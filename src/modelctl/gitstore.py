@@ -18,13 +18,15 @@ import os
 import re
 import secrets
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NoReturn
+from typing import IO, Any, NoReturn
 
 from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError, GitError, UsageError
@@ -276,6 +278,7 @@ class GitStore:
         self.shallow = shallow
         self._signing_settings: list[tuple[str, str]] | None = None
         self._tmp_env: dict[str, str] | None = None
+        self._held: dict[Path, IO[str]] = {}  # pending-sync notes this process holds
 
     # --- finding and creating repositories ----------------------------------------------------
 
@@ -1091,56 +1094,195 @@ class GitStore:
                 if held:
                     fcntl.flock(handle, fcntl.LOCK_UN)
 
-    # A write records which work-tree paths it will sync before it moves the branch, so a
-    # process killed between moving the branch and syncing leaves a note the next run uses to
-    # finish the job (otherwise the file would look like an uncommitted edit and block writes).
+    # A write records which work-tree paths it will sync before it moves the branch (a note in
+    # pending-sync/), and removes the note once the work tree and the index show the new tip.
+    # Whatever stops a writer in between (a kill, a crash, an index locked by another git), the
+    # note stays, so the next writer finishes the sync, and no dirty check mistakes a file that
+    # a modelctl write has not caught up with for the user's own edit. A note's writer holds an
+    # advisory lock on it while it runs: the kernel drops that lock when the process ends, so a
+    # note is known to be abandoned even when a new process got the old one's PID.
 
     def begin_sync(self, branch_ref: str, paths: Iterable[str], base: str | None) -> Path:
+        """Leave a note that this process will sync `paths` after moving `branch_ref` off `base`."""
         folder = self.state_dir / "pending-sync"
         folder.mkdir(parents=True, exist_ok=True)
-        note = {"branch": branch_ref, "paths": list(paths), "base": base, "pid": os.getpid()}
-        fd, name = tempfile.mkstemp(prefix="sync-", suffix=".json", dir=folder)
+        note = {"branch": branch_ref, "paths": list(paths), "base": base, "writer": _writer()}
+        # Written and locked under a name no reader looks at, then renamed into place: a note
+        # is never seen half-written or unlocked while its writer lives.
+        fd, name = tempfile.mkstemp(prefix=".new-", suffix=".json", dir=folder)
+        handle = os.fdopen(fd, "w")
         try:
-            with os.fdopen(fd, "w") as fh:
-                fh.write(json.dumps(note))
+            _lock(handle, wait=True)
+            handle.write(json.dumps(note))
+            handle.flush()
+            final = folder / f"sync-{uuid.uuid4().hex}.json"
+            Path(name).replace(final)
         except OSError as exc:  # a full disk: leave no half-written note behind
+            handle.close()
             Path(name).unlink(missing_ok=True)
             raise OSError(exc.errno, exc.strerror, name) from exc
         except BaseException:
+            handle.close()
             Path(name).unlink(missing_ok=True)
             raise
-        return Path(name)
+        self._held[final] = handle
+        return final
 
-    def end_sync(self, note: Path) -> None:
-        note.unlink(missing_ok=True)
+    def end_sync(self, note: Path, synced: bool = True) -> None:
+        """Done with `note`: remove it, or (`synced=False`: the work tree or index could not be
+        updated) leave it, unlocked, for the next writer to finish."""
+        if synced:
+            note.unlink(missing_ok=True)
+        handle = self._held.pop(note, None)
+        if handle is not None:
+            handle.close()  # closing drops the lock
+
+    def abandon_sync(self, note: Path, branch_ref: str, base: str | None) -> None:
+        """The write of `note` stopped with an error (an interrupt, a failed git): remove the
+        note if the branch is still at `base` (nothing landed); otherwise leave it to the next
+        writer, since the branch may have moved with the work tree not caught up yet."""
+        try:
+            landed = self.ref_oid(branch_ref) != base
+        except BaseException:  # a second interrupt: keep the note, the next writer decides
+            landed = True
+        self.end_sync(note, synced=not landed)
+
+    def _pending(self) -> list[dict[str, Any]]:
+        """Every pending-sync note, whether its writer still runs or not."""
+        folder = self.state_dir / "pending-sync"
+        notes = []
+        for path in sorted(folder.glob("sync-*.json")) if folder.is_dir() else []:
+            with contextlib.suppress(OSError, ValueError):
+                data = json.loads(path.read_text())
+                if isinstance(data, dict) and isinstance(data.get("paths"), list):
+                    notes.append(data)
+        return notes
+
+    @contextlib.contextmanager
+    def _claim(self, note_path: Path) -> Iterator[dict[str, Any] | None]:
+        """The note at `note_path`, held, when its writer has gone; None while it still runs
+        (or when another process finished the note first)."""
+        try:
+            handle = note_path.open()
+        except OSError:
+            yield None
+            return
+        with handle:
+            try:
+                data = json.loads(handle.read() or "null")
+            except ValueError:
+                data = None
+            free = _lock(handle, wait=False)  # None: no locks here, ask who wrote it
+            if free is None and isinstance(data, dict):
+                free = not _writer_alive(data.get("writer"), data)
+            if not free or not isinstance(data, dict):
+                if free:
+                    note_path.unlink(missing_ok=True)  # unreadable, and its writer is gone
+                yield None
+                return
+            try:
+                same = os.path.samestat(os.fstat(handle.fileno()), note_path.stat())
+            except OSError:
+                same = False
+            if not same:
+                yield None  # finished and removed by another process meanwhile
+                return
+            yield data
 
     def recover_sync(self) -> None:
-        """Finish syncs that a killed writer left behind (paths still at their old content)."""
+        """Finish the syncs of writers that stopped before they were done (killed, or the index
+        was locked): show their paths as committed, except those the user has edited since."""
         folder = self.state_dir / "pending-sync"
-        notes = sorted(folder.glob("sync-*.json")) if folder.is_dir() else []
-        for note_path in notes:
-            try:
-                note = json.loads(note_path.read_text())
-            except (OSError, ValueError):
-                note_path.unlink(missing_ok=True)
-                continue
-            if _alive(int(note.get("pid", 0))):
-                continue  # a writer still at work syncs its own paths
-            branch, base = note["branch"], note.get("base")
-            tip = self.ref_oid(branch)
-            stale = []
-            for path in note["paths"]:
-                target = self.toplevel / path
-                old = self.read_path(base, path) if base else None
-                new = self.read_path(tip, path) if tip else None
-                current = target.read_bytes() if target.is_file() else None
-                # Untouched since the writer read it (safe to bring forward), or already written
-                # by the killed sync but not yet staged: either way the index needs the tip's.
-                if current in (old, new):
-                    stale.append(path)
-            if stale:
-                self.sync_worktree(branch, stale)
-            note_path.unlink(missing_ok=True)
+        if not folder.is_dir():
+            return
+        for orphan in folder.glob(".new-*.json"):  # a writer killed while it wrote its note
+            with contextlib.suppress(OSError), orphan.open() as handle:
+                # Unlocked for a minute: not a writer between creating and locking it.
+                old = time.time() - os.fstat(handle.fileno()).st_mtime > 60
+                if old and _lock(handle, wait=False):
+                    orphan.unlink()
+        for note_path in sorted(folder.glob("sync-*.json")):
+            with self._claim(note_path) as note:
+                if note is None:
+                    continue
+                branch, paths = str(note["branch"]), [str(p) for p in note["paths"]]
+                try:
+                    edited = set(self.user_edits(branch, paths))
+                except RefMoved:
+                    continue  # another writer is at work: the next run looks again
+                warnings = self.sync_worktree(branch, [p for p in paths if p not in edited])
+                if not warnings:
+                    note_path.unlink(missing_ok=True)
+
+    def user_edits(self, branch_ref: str, paths: list[str]) -> list[str]:
+        """Of `paths` (repository-relative), those whose work-tree file or index entry holds
+        what no modelctl write put there: neither the content at the tip of `branch_ref` (the
+        checked-out branch) nor, for a path a pending-sync note lists, the content at that
+        write's base (its work-tree sync may still be on its way, or be left to finish).
+
+        Raises RefMoved when a path looks edited but the branch moved while looking: another
+        writer's sync may be what was seen, and the caller's write would lose its race anyway.
+        """
+        if not paths:
+            return []
+        # Order matters: the tip, then the notes, then the files. A writer notes its paths
+        # before it moves the branch and removes the note only after its sync, so whatever
+        # file content a modelctl write left is the tip's or the base of a note read here.
+        tip = self.ref_oid(branch_ref)
+        notes = [n for n in self._pending() if n.get("branch") == branch_ref]
+        top = os.path.commonpath(paths) if len(paths) > 1 else paths[0]
+        status = self._index_entries(top or ".")
+        suspects = [p for p in paths if p in status]
+        if not suspects:
+            return []
+        revs = {
+            path: {tip, *(n.get("base") for n in notes if path in n["paths"])} for path in suspects
+        }  # None: before the branch's first commit, when there were no files
+        found = self.object_ids(f"{r}:{p}" for p, rs in revs.items() for r in rs if r)
+        allowed = {p: {found[f"{r}:{p}"] if r else None for r in rs} for p, rs in revs.items()}
+        edited = [
+            path
+            for path in suspects
+            if status[path] not in allowed[path]
+            or _worktree_blob(self.toplevel / path) not in allowed[path]
+        ]
+        if edited and self.ref_oid(branch_ref) != tip:
+            raise RefMoved(f"{branch_ref} moved while modelctl was checking the work tree")
+        return edited
+
+    def _index_entries(self, pathspec: str) -> dict[str, str | None]:
+        """Paths under `pathspec` whose index entry or work-tree file differs from HEAD (or that
+        git does not track), each with its index entry's blob id: None when the index has none,
+        "unmerged" during a conflict."""
+        raw = self.git(
+            "status", "--porcelain=v2", "-z", "--untracked-files=all", "--no-renames",
+            "--", pathspec,
+        ).stdout  # fmt: skip
+        out: dict[str, str | None] = {}
+        for record in raw.split(b"\0"):
+            text = record.decode("utf-8", "surrogateescape")
+            if text.startswith("1 "):
+                fields = text.split(" ", 8)  # 1 XY sub mH mI mW hH hI path
+                out[fields[8]] = None if fields[7] == ZERO_OID else fields[7]
+            elif text.startswith("u "):
+                out[text.split(" ", 10)[10]] = "unmerged"
+            elif text.startswith("? "):
+                out[text[2:]] = None
+        return out
+
+    def object_ids(self, specs: Iterable[str]) -> dict[str, str | None]:
+        """The object each `REV:PATH` names (one `cat-file --batch-check`), None when none."""
+        wanted = list(dict.fromkeys(specs))
+        if not wanted:
+            return {}
+        out = self.git(
+            "cat-file", "--batch-check", stdin="".join(f"{s}\n" for s in wanted).encode()
+        )
+        found: dict[str, str | None] = {}
+        for spec, line in zip(wanted, out.stdout.decode().splitlines(), strict=True):
+            parts = line.split(" ")  # "OID TYPE SIZE", or "SPEC missing"
+            found[spec] = parts[0] if len(parts) == 3 and _OID_RE.match(parts[0]) else None
+        return found
 
     def sync_worktree(self, branch_ref: str, paths: Iterable[str]) -> list[str]:
         """After `branch_ref` moved: show `paths` as committed there in the work tree and index.
@@ -1176,7 +1318,8 @@ class GitStore:
             command = f"git reset -q -- {joined}" if len(paths) <= 5 else "git reset -q"
             return [
                 "the git index is locked by another process, so `git status` may show "
-                f"{joined} as changed; once it is free run: {command}"
+                f"{joined} as changed; the next modelctl write finishes this, or once the "
+                f"index is free run: {command}"
             ]
         return []
 
@@ -1278,6 +1421,78 @@ def _walks_history(args: tuple[str, ...]) -> bool:
 def _trust_args(allowed_signers: Path | None) -> list[str]:
     """Pin SSH verification to `allowed_signers`; None trusts no key (an empty file)."""
     return ["-c", f"gpg.ssh.allowedSignersFile={allowed_signers or os.devnull}"]
+
+
+def _process_start(pid: int) -> str | None:
+    """When process `pid` started (clock ticks since boot, from /proc), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rpartition(")")[2].split()  # the name in parentheses may hold spaces
+    return fields[19] if len(fields) > 19 else None
+
+
+_IDENTITY: dict[str, Any] = {}
+
+
+def _writer() -> dict[str, Any]:
+    """Who this process is, for its notes: a PID alone is reused (containers hand a restarted
+    writer its predecessor's PID), so its start time, the host and a random nonce come with it.
+    Worked out again in a forked child, which is another process."""
+    if _IDENTITY.get("pid") != os.getpid():
+        _IDENTITY.update(
+            pid=os.getpid(),
+            start=_process_start(os.getpid()),
+            host=socket.gethostname(),
+            nonce=uuid.uuid4().hex,
+        )
+    return dict(_IDENTITY)
+
+
+def _writer_alive(writer: Any, note: dict[str, Any]) -> bool:
+    """Whether a note's writer may still run, where its lock cannot say (no fcntl).
+
+    Notes written before writers recorded who they were carry only a PID.
+    """
+    if not isinstance(writer, dict):
+        return _alive(int(note.get("pid") or 0))
+    pid, me = int(writer.get("pid") or 0), _writer()
+    if writer.get("host") != me["host"]:
+        return True  # another machine's writer: nothing here can tell
+    if pid == me["pid"]:
+        return bool(writer.get("nonce") == me["nonce"])
+    if not _alive(pid):
+        return False
+    start = _process_start(pid)
+    return start is None or writer.get("start") in (None, start)
+
+
+def _lock(handle: IO[str], *, wait: bool) -> bool | None:
+    """An exclusive advisory lock on an open file, held until it is closed (or its process
+    ends): False when another process holds it and `wait` is False; None where there are no
+    such locks (no fcntl)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _worktree_blob(path: Path) -> str | None:
+    """The blob id of a work-tree file, None when there is none; a symlink or a folder there
+    gets a marker no blob id equals."""
+    if path.is_symlink():
+        return "symlink"
+    if not path.exists():
+        return None
+    if not path.is_file():
+        return "not a file"
+    return blob_id(path.read_bytes())
 
 
 def _alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelctl import commits, gates, history, manifests, refs, suggest
+from modelctl import commits, gates, history, manifests, policy, refs, suggest
 from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.gitstore import TagSpec
 from modelctl.registry import Location, Snapshot
@@ -343,7 +343,11 @@ def deploy(
         if current == binding:
             raise _AlreadyServes(binding)
         ledger = _ledger(loc, route, stage, tip, records)
-        _enforce(gates.run_gates(snapshot, route, stage, binding, [current], ledger=ledger), plan)
+        files = policy.CommittedFiles(loc, snapshot)
+        report = gates.run_gates(
+            snapshot, route, stage, binding, [current], ledger=ledger, files=files
+        )
+        _enforce(report, plan)
         title = f"modelctl: deploy {route} {stage}"
         return _change(loc, plan, snapshot, records, binding, {"reason": reason}, title)
 
@@ -429,8 +433,16 @@ def promote(
         if current == binding:
             raise _AlreadyServes(binding)
         ledger = _ledger(loc, route, target, tip, records)
+        files = policy.CommittedFiles(loc, snapshot)
         report = gates.run_gates(
-            snapshot, route, target, binding, baselines, candidate=candidate, ledger=ledger
+            snapshot,
+            route,
+            target,
+            binding,
+            baselines,
+            candidate=candidate,
+            ledger=ledger,
+            files=files,
         )
         _enforce(report, plan)
         what = f"canary {canary}% of {src}" if canary is not None else f"from {src}"
@@ -503,7 +515,15 @@ def rollback(
         # A rollback restores a binding that was live before; only references and policy
         # are re-checked (models are immutable), not the eval gate: it is the emergency exit.
         _enforce(
-            gates.run_gates(snapshot, route, stage, event.binding, [last.binding], with_eval=False),
+            gates.run_gates(
+                snapshot,
+                route,
+                stage,
+                event.binding,
+                [last.binding],
+                with_eval=False,
+                files=policy.CommittedFiles(loc, snapshot),
+            ),
             plan,
         )
         plan.restore = restore.info

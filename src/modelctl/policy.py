@@ -6,13 +6,15 @@ one `modelctl validate` reports everything wrong at once.
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from modelctl import refs
+from modelctl.atomic import write_atomic
 from modelctl.datasets import content_digest, file_digest
 from modelctl.errors import Problem, UsageError
 from modelctl.registry import VERSIONED, Entry, Location, Snapshot
@@ -85,11 +87,69 @@ def references(entry: Entry) -> Iterator[tuple[str, refs.Kind, str]]:
             yield f"judges[{i}]", refs.Kind.JUDGE, judge
 
 
-def check_references(snapshot: Snapshot) -> Iterator[Problem]:
-    for entry in snapshot.artifacts():
+def check_references(
+    snapshot: Snapshot, entries: Iterable[Entry] | None = None
+) -> Iterator[Problem]:
+    """References that do not resolve, from every entry (or only from `entries`)."""
+    for entry in snapshot.artifacts() if entries is None else entries:
         for where, kind, text in references(entry):
             if not _exists(snapshot, kind, text):
                 yield _ref_problem(entry, where, kind, text)
+
+
+@dataclass
+class CommittedFiles:
+    """Registry files as committed in `snapshot`, for checks run while planning a write.
+
+    A pinned file's sha256 is worked out once per blob and kept under the git directory by
+    blob id (content-addressed: it never goes stale), so a deploy that names a model trained on
+    a large dataset does not hash that dataset again every time.
+    """
+
+    loc: Location
+    snapshot: Snapshot
+
+    def read(self, path: str) -> bytes | None:
+        commit = self.snapshot.commit
+        return self.loc.store.read_path(commit, self.loc.repo_path(path)) if commit else None
+
+    def digest(self, path: str) -> str | None:
+        oid = self.snapshot.others.get(path)
+        if not oid:
+            return None
+        cached = self.loc.store.state_dir / "digests" / oid
+        try:
+            return cached.read_text().strip()
+        except OSError:
+            pass
+        value = content_digest(self.loc.store.read_blobs([oid])[oid])[0]
+        with contextlib.suppress(OSError):  # a read-only git dir only costs time
+            cached.parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(cached, value)
+        return value
+
+
+def check_closure(
+    snapshot: Snapshot, roots: Iterable[tuple[refs.Kind, str]], files: CommittedFiles | None
+) -> tuple[list[str], list[Problem]]:
+    """What `validate` would report about the manifests `roots` name and everything they name
+    in turn (base models, datasets, a judge's model and rubric), with the files they pin by
+    digest when `files` can read them: (roots that do not exist, problems)."""
+    queue = list(dict.fromkeys(roots))
+    missing = [f"{k.singular} {t}" for k, t in queue if snapshot.get(refs.parse_ref(t, k)) is None]
+    seen: dict[str, Entry] = {}
+    for kind, text in queue:  # grows while it is walked
+        entry = snapshot.get(refs.parse_ref(text, kind))
+        if entry is None or entry.path in seen:
+            continue  # a missing reference a manifest makes is reported by check_references
+        seen[entry.path] = entry
+        queue.extend((k, t) for _, k, t in references(entry))
+    problems = [p for entry in seen.values() for p in entry.problems]
+    problems.extend(check_references(snapshot, seen.values()))
+    if files is not None:
+        problems.extend(check_files(snapshot, files.read, files.digest, seen.values()))
+        problems = _with_lines(problems, files.read)
+    return missing, sorted(set(problems))
 
 
 def check_settings(snapshot: Snapshot) -> Iterator[Problem]:
@@ -151,21 +211,26 @@ def _binding_problems(
 
 
 def check_files(
-    snapshot: Snapshot, read: ReadFile, digest: DigestFile | None = None
+    snapshot: Snapshot,
+    read: ReadFile,
+    digest: DigestFile | None = None,
+    entries: Iterable[Entry] | None = None,
 ) -> Iterator[Problem]:
-    """Files that manifests pin by digest: prompt templates and local dataset files."""
+    """Files that manifests pin by digest (prompt templates, local dataset files), of every
+    entry or only of `entries`."""
     if digest is None:
 
         def digest(path: str) -> str | None:
             content = read(path)
             return None if content is None else content_digest(content)[0]
 
-    for entry in snapshot.artifacts("prompts"):
+    chosen = list(snapshot.artifacts() if entries is None else entries)
+    for entry in (e for e in chosen if e.category == "prompts"):
         spec = entry.data.get("template_file") if entry.data else None
         if spec:
             fields = ("template_file.path", "template_file.sha256")
             yield from _digest_problem(entry, fields, spec["path"], spec["sha256"], digest)
-    for entry in snapshot.artifacts("datasets"):
+    for entry in (e for e in chosen if e.category == "datasets"):
         data = entry.data
         if data and "://" not in data["uri"]:
             yield from _digest_problem(
@@ -209,6 +274,9 @@ def check_evals(snapshot: Snapshot) -> Iterator[Problem]:
 
 def check_immutable(snapshot: Snapshot, base: Snapshot) -> Iterator[Problem]:
     """Version files committed in `base` must be unchanged and present in `snapshot`."""
+    # Restore from the commit itself: `git checkout -- FILE` copies the index, which may hold
+    # a staged edit (or a state from before the commit).
+    rev = base.commit[:12] if base.commit else "HEAD"
     for path, old in base.entries.items():
         if old.category not in VERSIONED:
             continue
@@ -218,14 +286,14 @@ def check_immutable(snapshot: Snapshot, base: Snapshot) -> Iterator[Problem]:
                 path,
                 "",
                 f"was deleted, but committed versions are immutable (present in {base.label}); "
-                "restore it (git checkout -- FILE) and add a new version instead",
+                f"restore it (git checkout {rev} -- {path}) and add a new version instead",
             )
         elif new.oid != old.oid:
             yield Problem(
                 path,
                 "",
                 f"was modified, but committed versions are immutable (see {base.label}); "
-                "restore it (git checkout -- FILE) and add a new version instead",
+                f"restore it (git checkout {rev} -- {path}) and add a new version instead",
             )
 
 

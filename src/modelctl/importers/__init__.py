@@ -146,7 +146,11 @@ def write_history(loc: Location, plan: Plan, *, attempts: int = MAX_ATTEMPTS) ->
         base = store.ref_oid(branch)
         history = plan(base)
         paths = sorted({p for item in history for p in item.files})
-        commits.refuse_uncommitted(loc, paths)
+        try:
+            commits.refuse_uncommitted(loc, paths, branch)
+        except RefMoved as exc:
+            last = exc
+            continue
         commit, tags = write_objects(loc, history, base)
         note = store.begin_sync(branch, [loc.repo_path(p) for p in paths], base)
         try:
@@ -156,10 +160,10 @@ def write_history(loc: Location, plan: Plan, *, attempts: int = MAX_ATTEMPTS) ->
             last = exc
             continue
         except BaseException:
-            store.end_sync(note)
+            store.abandon_sync(note, branch, base)
             raise
         warnings = _sync_worktree(loc, branch, history)
-        store.end_sync(note)
+        store.end_sync(note, synced=not warnings)  # else the next writer finishes it
         return Written(branch, base, commit, tags, attempt, warnings)
     assert last is not None
     raise ConflictError(

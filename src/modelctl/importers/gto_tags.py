@@ -63,7 +63,6 @@ EVENT_NAMES = {
     "assign": "assignment",
     "unassign": "unassignment",
 }
-_INDEX_MAX_BYTES = 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -208,9 +207,19 @@ def commit_events(store: GitStore, commits_of: dict[str, set[str]]) -> list[Even
     return events
 
 
+def _load_yaml(raw: bytes, source: str) -> Any:
+    """A GTO file read with the manifest loader's limits (size, depth, values; no aliases), its
+    plain scalars resolved as YAML 1.2 (GTO's ruamel.yaml) does. Raises ManifestError."""
+    from modelctl import yamlio
+
+    return yamlio.resolve_plain(yamlio.load(raw, source, with_lines=False).data)
+
+
 def read_indexes(store: GitStore, revisions: list[str]) -> dict[str, dict[str, Any]]:
-    """`artifacts.yaml` at each revision (one `cat-file --batch`): revision -> artifacts."""
-    import yaml
+    """`artifacts.yaml` at each revision (one `cat-file --batch`): revision -> artifacts.
+
+    An index that is not YAML the strict loader accepts is left out, as a missing one is."""
+    from modelctl.errors import ManifestError
 
     wanted = list(dict.fromkeys(revisions))
     if not wanted:
@@ -219,11 +228,11 @@ def read_indexes(store: GitStore, revisions: list[str]) -> dict[str, dict[str, A
     found: dict[str, dict[str, Any]] = {}
     for rev in wanted:
         body = bodies[f"{rev}:{INDEX_FILE}"]
-        if body is None or len(body) > _INDEX_MAX_BYTES:
+        if body is None:
             continue  # missing (or not a file) at this revision
         try:
-            data = yaml.safe_load(body)
-        except yaml.YAMLError:
+            data = _load_yaml(body, f"{INDEX_FILE} at {rev[:12]}")
+        except ManifestError:
             continue
         if isinstance(data, dict):
             found[rev] = {str(k): v for k, v in data.items() if isinstance(v, dict | type(None))}
@@ -232,17 +241,21 @@ def read_indexes(store: GitStore, revisions: list[str]) -> dict[str, dict[str, A
 
 def read_config_stages(root: Path) -> tuple[list[str], list[str]]:
     """The `stages` of GTO's `.gto` config (read from the work tree, as GTO does); notes."""
-    import yaml
+    from modelctl.errors import ManifestError
+    from modelctl.registry import read_limited
 
     path = root / CONFIG_FILE
     if not path.is_file():
         return [], []
     try:
-        data = yaml.safe_load(path.read_bytes()[:_INDEX_MAX_BYTES])
-    except (OSError, yaml.YAMLError) as exc:
+        data = _load_yaml(read_limited(path), CONFIG_FILE)
+    except OSError as exc:
         return [], [
             f"{CONFIG_FILE} could not be read ({type(exc).__name__}); its stages are ignored"
         ]
+    except ManifestError as exc:
+        why = "; ".join(str(p) for p in exc.problems)
+        return [], [f"{CONFIG_FILE} could not be read ({why}); its stages are ignored"]
     stages = data.get("stages") if isinstance(data, dict) else None
     if not isinstance(stages, list):
         return [], []
