@@ -456,3 +456,21 @@ def test_record_promptfoo_output(repo: Path, tmp_path: Path) -> None:
     assert result.json["run"]["source"] == "promptfoo"
     unlabelled = cli(*base, cwd=repo)
     assert unlabelled.exit_code == 2 and "--candidate-label" in unlabelled.stderr
+
+
+def test_an_eval_on_a_dataset_without_cohorts_prints_its_result(repo: Path, tmp_path: Path) -> None:
+    """A run with no per-cohort comparisons is committed without that (empty) field: the text
+    output must not need it (it ended in an internal error after the run was committed)."""
+    rows = tmp_path / "rows.jsonl"
+    outputs = tmp_path / "out.jsonl"
+    rows.write_text("".join(json.dumps({"id": f"q{i}", "expected": "yes"}) + "\n" for i in range(30)))
+    outputs.write_text("".join(json.dumps({"id": f"q{i}", "output": "yes"}) + "\n" for i in range(30)))
+    added = cli("add", "dataset", "flat", "1", "--file", str(rows), cwd=repo)
+    assert added.exit_code == 0, added.stderr
+    result = cli(
+        "eval", "run", "support-bot", "--to", "production", "--dataset", "flat@1",
+        "--candidate-outputs", str(outputs), "--baseline-outputs", str(outputs),
+        "--evaluator", "contains", "--run-id", "flat-run", cwd=repo,
+    )  # fmt: skip
+    assert result.exit_code == 0, result.stderr
+    assert "verdict: pass" in result.stderr + result.stdout

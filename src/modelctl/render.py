@@ -449,7 +449,7 @@ def _pct(value: float) -> str:
 def eval_result(result: Any) -> None:
     run = result.run
     rows = []
-    for comp in [run["overall"], *run["comparisons"]]:
+    for comp in [run["overall"], *run.get("comparisons", [])]:
         rows.append(
             [
                 comp.get("evaluator") or "all",
@@ -467,7 +467,7 @@ def eval_result(result: Any) -> None:
         ["EVALUATOR", "COHORT", "N", "CANDIDATE", "BASELINE", "DELTA", "CI", "STATUS"],
         rows,
     )
-    for comp in [run["overall"], *run["comparisons"]]:
+    for comp in [run["overall"], *run.get("comparisons", [])]:
         if comp["status"] != "pass":
             who = f"{comp.get('evaluator') or 'all'}/{comp.get('cohort') or '(all)'}"
             message(f"  [red]{escape(who)}[/red]: {escape(comp['reason'])}")
