@@ -463,8 +463,12 @@ def test_an_eval_on_a_dataset_without_cohorts_prints_its_result(repo: Path, tmp_
     output must not need it (it ended in an internal error after the run was committed)."""
     rows = tmp_path / "rows.jsonl"
     outputs = tmp_path / "out.jsonl"
-    rows.write_text("".join(json.dumps({"id": f"q{i}", "expected": "yes"}) + "\n" for i in range(30)))
-    outputs.write_text("".join(json.dumps({"id": f"q{i}", "output": "yes"}) + "\n" for i in range(30)))
+    rows.write_text(
+        "".join(json.dumps({"id": f"q{i}", "expected": "yes"}) + "\n" for i in range(30))
+    )
+    outputs.write_text(
+        "".join(json.dumps({"id": f"q{i}", "output": "yes"}) + "\n" for i in range(30))
+    )
     added = cli("add", "dataset", "flat", "1", "--file", str(rows), cwd=repo)
     assert added.exit_code == 0, added.stderr
     result = cli(

@@ -134,6 +134,29 @@ def test_runs_for_another_dataset_or_baseline_do_not_override(repo: Path) -> Non
     assert result["decided_by"]["id"] == "vs-production" and result["overridden"] == []
 
 
+def test_a_run_on_a_newer_version_of_the_dataset_answers_a_fail_on_an_older_one(
+    repo: Path,
+) -> None:
+    """Fixing a dataset is a new version; its run decides for that dataset from then on. A
+    fail on another dataset still vetoes (see the test above)."""
+    assert eval_run(repo, "candidate-regressed.jsonl", "--run-id", "old-rows").exit_code == 1
+    rows = repo / "datasets" / "support-golden" / "2026-04.jsonl"
+    added = cli("add", "dataset", "support-golden", "2026-05", "--file", str(rows), cwd=repo)
+    assert added.exit_code == 0, added.stderr
+    newer = cli(
+        "eval", "run", ROUTE, "--to", "production", "--dataset", "support-golden@2026-05",
+        "--candidate-outputs", str(OUTPUTS / "candidate.jsonl"),
+        "--baseline-outputs", str(OUTPUTS / "baseline.jsonl"),
+        "--evaluator", "contains", "--run-id", "new-rows", cwd=repo,
+    )  # fmt: skip
+    assert newer.exit_code == 0, newer.stderr
+    gate = _gate(repo)
+    assert gate.exit_code == 0, gate.stdout
+    result = _eval_gate(gate.json)
+    assert result["decided_by"]["id"] == "new-rows"
+    assert [r["id"] for r in result["overridden"]] == ["old-rows"]
+
+
 # --- rolled-back bindings need a fresh eval ----------------------------------------------------
 
 

@@ -266,7 +266,7 @@ def check_eval(
     `baselines[0]` is what the stage serves now; later entries are also accepted (the binding
     before a canary started, so completing a canary can use the eval that started it).
 
-    For each (baseline, dataset) the newest run of the candidate decides, newest by the order
+    For each (baseline, dataset name) the newest run of the candidate decides, newest by the order
     the runs were committed on the branch (`ledger`), never by their `created` text: a later
     failing run vetoes an earlier pass. A candidate that was rolled back from the stage needs
     a passing run committed after that rollback.
@@ -299,10 +299,14 @@ def check_eval(
             if run["candidate"] == candidate:
                 near.append(f"eval {run['id']} does not count: " + "; ".join(reasons))
             continue
-        key = json.dumps([run["baseline"], run["dataset"]["ref"]], sort_keys=True)
+        # Versions of one dataset are one question asked again: a newer version's run answers
+        # (and can veto) an older version's, so a fix to a dataset is not blocked forever by a
+        # fail on the version it replaces. Another dataset is another question.
+        dataset = refs.parse_ref(run["dataset"]["ref"], refs.Kind.DATASET).name
+        key = json.dumps([run["baseline"], dataset], sort_keys=True)
         groups.setdefault(key, []).append((position, run))
     near.reverse()  # newest first
-    # Per (baseline, dataset): (position, the deciding run, the older runs it overrides).
+    # Per (baseline, dataset name): (position, the deciding run, the older runs it overrides).
     deciders = sorted(
         ((g[-1][0], g[-1][1], [r for _, r in g[:-1]]) for g in groups.values()),
         key=lambda d: d[0],
