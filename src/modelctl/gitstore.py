@@ -1117,13 +1117,14 @@ class GitStore:
             handle.flush()
             final = folder / f"sync-{uuid.uuid4().hex}.json"
             Path(name).replace(final)
-        except OSError as exc:  # a full disk: leave no half-written note behind
-            handle.close()
+        except BaseException as exc:
+            # Leave no half-written note behind. Closing flushes what is buffered, which on a
+            # full disk fails again: that second failure must not hide which file it was.
+            with contextlib.suppress(OSError):
+                handle.close()
             Path(name).unlink(missing_ok=True)
-            raise OSError(exc.errno, exc.strerror, name) from exc
-        except BaseException:
-            handle.close()
-            Path(name).unlink(missing_ok=True)
+            if isinstance(exc, OSError):
+                raise OSError(exc.errno, exc.strerror, name) from exc
             raise
         self._held[final] = handle
         return final

@@ -6,7 +6,6 @@ one `modelctl validate` reports everything wrong at once.
 
 from __future__ import annotations
 
-import contextlib
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -14,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
-from modelctl.atomic import write_atomic
+from modelctl.atomic import write_cache
 from modelctl.datasets import content_digest, file_digest
 from modelctl.errors import Problem, UsageError
 from modelctl.registry import VERSIONED, Entry, Location, Snapshot
@@ -123,9 +122,7 @@ class CommittedFiles:
         except OSError:
             pass
         value = content_digest(self.loc.store.read_blobs([oid])[oid])[0]
-        with contextlib.suppress(OSError):  # a read-only git dir only costs time
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            write_atomic(cached, value)
+        write_cache(cached, value)  # a read-only git dir only costs time
         return value
 
 
