@@ -191,7 +191,8 @@ def test_a_modified_version_file_fails(runs: dict[str, Result]) -> None:
         "models/support-gpt/2026-03.yaml: was modified, but committed versions are immutable"
         in result.stdout
     )
-    assert "add a new version instead" in result.stdout
+    text = " ".join(result.stdout.split())  # as one line, whatever width it was wrapped to
+    assert "add a new version instead" in text
 
 
 def test_a_raw_key_fails_without_printing_it(runs: dict[str, Result]) -> None:
