@@ -370,3 +370,15 @@ def test_control_characters_in_a_reason_never_reach_the_terminal(repo: Path, how
         assert "bad" in output
         assert not set(output) & set(TERMINAL_CONTROLS), repr(output)
         assert "\\x1b[2J" in output and "\\u202e" in output
+
+
+def test_free_text_that_is_not_utf8_is_refused_naming_the_field(repo: Path) -> None:
+    """A byte that is not UTF-8 on the command line (Python hands it over as a lone surrogate)
+    would be committed as bytes no reader gets back: history would show other text than the
+    command printed. It is refused before anything is written."""
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT5)
+    before = refs_snapshot(repo)
+    result = cli("deploy", "support-bot", "--stage", "dev", *GPT3, "-m", "bad\udc85byte", cwd=repo)
+    assert result.exit_code == 2, result.stderr + result.stdout
+    assert "Modelctl-Reason" in result.stderr and "UTF-8" in result.stderr
+    assert refs_snapshot(repo) == before

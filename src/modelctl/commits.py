@@ -336,6 +336,13 @@ def trailers(**values: str | int | None) -> str:
             continue
         name = "Modelctl-" + "-".join(part.capitalize() for part in key.split("_"))
         text = str(value)
+        if any("\ud800" <= char <= "\udfff" for char in text):
+            # A byte that is not UTF-8 (Python's lone surrogate for it) has no text to record:
+            # written as bytes, it would read back as other text than was given.
+            raise UsageError(
+                f"{name} (the {key.replace('_', ' ')} given) is not UTF-8 text; nothing was written",
+                hint="give the text in UTF-8 (check the terminal's or the script's encoding)",
+            )
         what = secretscan.classify(text)
         if what is not None:
             raise UsageError(
