@@ -67,6 +67,26 @@ def test_a_later_failing_run_vetoes_an_earlier_pass(repo: Path) -> None:
     assert refs_snapshot(repo) == before
 
 
+@pytest.mark.parametrize(
+    ("setting", "stricter"),
+    [("min_samples: 20", "min_samples: 1000"), ("max_regression: 0.05", "max_regression: 0.0")],
+)
+def test_a_run_judged_more_leniently_than_the_stage_now_asks_does_not_count(
+    repo: Path, setting: str, stricter: str
+) -> None:
+    """The registry tightened production's eval gate after a run passed: the run's verdict
+    was reached with the old, laxer thresholds, so it says nothing about the gate as it is."""
+    assert eval_run(repo, "candidate.jsonl", "--run-id", "lenient").exit_code == 0
+    settings = repo / "modelctl.yaml"
+    settings.write_text(settings.read_text().replace(setting, stricter))
+    git(repo, "commit", "-qam", "production asks more of its evals")
+    gate = _gate(repo)
+    assert gate.exit_code == 1, gate.stdout
+    assert _eval_gate(gate.json)["passed"] is False
+    text = cli("promote", ROUTE, "--to", "production", "--dry-run", cwd=repo).stderr
+    assert "eval lenient does not count" in text and stricter.split(":")[0] in text
+
+
 def test_a_later_pass_overrides_an_earlier_fail_and_says_so(repo: Path) -> None:
     assert eval_run(repo, "candidate-regressed.jsonl", "--run-id", "early-fail").exit_code == 1
     assert eval_run(repo, "candidate.jsonl", "--run-id", "later-pass").exit_code == 0

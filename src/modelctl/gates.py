@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelctl import history, refs
+from modelctl import history, manifests, refs
 from modelctl.errors import CheckFailed
 from modelctl.registry import Location, Snapshot
 
@@ -218,6 +218,12 @@ def _eval_reasons(
             f"its baseline is {summary(run['baseline'])} but {stage} serves "
             f"{summary(baselines[0])} now (a stale baseline)"
         )
+    lenient = _laxer(run.get("gate"), _stage_settings(snapshot, stage).get("eval_gate"))
+    if lenient:
+        reasons.append(
+            f"it was judged more leniently than {stage} now asks ({'; '.join(lenient)}): "
+            f"record a new run: modelctl eval run {run['route']} --to {stage} ..."
+        )
     pinned = run["dataset"]
     dataset = snapshot.get(refs.parse_ref(pinned["ref"], refs.Kind.DATASET))
     if dataset is None or dataset.data is None:
@@ -234,6 +240,24 @@ def _eval_reasons(
         if problems:
             reasons.append(f"its judge {judge} is invalid: {problems[0]}")
     return reasons
+
+
+def _laxer(recorded: dict[str, Any] | None, current: dict[str, Any] | None) -> list[str]:
+    """How the thresholds a run was judged with (`recorded`, its `gate`) are laxer than the
+    stage's eval gate now (`current`): a verdict reached with a larger tolerated regression,
+    fewer samples or less confidence says nothing about the gate as it stands."""
+    if recorded is None or current is None:
+        return []
+    defaults = manifests.EvalGate().model_dump()
+    was, now = {**defaults, **recorded}, {**defaults, **current}
+    found = []
+    if float(was["max_regression"]) > float(now["max_regression"]):
+        found.append(f"max_regression {was['max_regression']}, now {now['max_regression']}")
+    if int(was["min_samples"]) < int(now["min_samples"]):
+        found.append(f"min_samples {was['min_samples']}, now {now['min_samples']}")
+    if float(was["confidence"]) < float(now["confidence"]):
+        found.append(f"confidence {was['confidence']}, now {now['confidence']}")
+    return found
 
 
 def _age_days(run: dict[str, Any]) -> int:
