@@ -177,6 +177,30 @@ def test_a_run_on_a_newer_version_of_the_dataset_answers_a_fail_on_an_older_one(
     assert [r["id"] for r in result["overridden"]] == ["old-rows"]
 
 
+def test_a_later_run_on_an_older_version_of_the_dataset_does_not_answer_a_newer_fail(
+    repo: Path,
+) -> None:
+    """The other way round: the candidate fails on the fixed dataset (the newer version), so
+    someone re-runs it on the older, easier version. Recorded later, that pass must not decide:
+    the newest version of a dataset asks the question."""
+    rows = repo / "datasets" / "support-golden" / "2026-04.jsonl"
+    added = cli("add", "dataset", "support-golden", "2026-05", "--file", str(rows), cwd=repo)
+    assert added.exit_code == 0, added.stderr
+    newer = cli(
+        "eval", "run", ROUTE, "--to", "production", "--dataset", "support-golden@2026-05",
+        "--candidate-outputs", str(OUTPUTS / "candidate-regressed.jsonl"),
+        "--baseline-outputs", str(OUTPUTS / "baseline.jsonl"),
+        "--evaluator", "contains", "--run-id", "new-rows", cwd=repo,
+    )  # fmt: skip
+    assert newer.exit_code == 1, newer.stderr
+    assert eval_run(repo, "candidate.jsonl", "--run-id", "old-rows-again").exit_code == 0
+    gate = _gate(repo)
+    assert gate.exit_code == 1, gate.stdout
+    result = _eval_gate(gate.json)
+    assert result["decided_by"]["id"] == "new-rows"
+    assert [r["id"] for r in result["overridden"]] == ["old-rows-again"]
+
+
 # --- rolled-back bindings need a fresh eval ----------------------------------------------------
 
 

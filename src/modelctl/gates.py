@@ -155,6 +155,9 @@ class EvalLedger:
     order: dict[str, int] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
     stage_events: list[history.Event] = field(default_factory=list)
+    # A dataset version's registry path -> the position of the commit that added it: of two
+    # versions of one dataset, the later added is the newer question.
+    datasets: dict[str, int] = field(default_factory=dict)
 
 
 def eval_ledger(
@@ -164,13 +167,16 @@ def eval_ledger(
     (one `git log`)."""
     evals = loc.repo_path(f"{refs.eval_path(route, 'x').parent.as_posix()}/")
     route_file = loc.repo_path(str(refs.route_path(route)))
+    datasets = loc.repo_path(f"{refs.manifest_path(refs.Kind.DATASET, 'x', 'y').parent.parent}/")
     ledger = EvalLedger(stage_events=stage_events)
-    changes = loc.store.first_parent_changes(tip, [evals, route_file])
+    changes = loc.store.first_parent_changes(tip, [evals, route_file, datasets])
     for position, (commit, paths) in enumerate(changes):
         ledger.positions[commit] = position
         for status, path in paths:
             if status == "A" and path.startswith(evals):
                 ledger.order[path.removeprefix(loc.prefix)] = position
+            elif status == "A" and path.startswith(datasets):
+                ledger.datasets[path.removeprefix(loc.prefix)] = position
     return ledger
 
 
@@ -292,7 +298,8 @@ def check_eval(
 
     For each (baseline, dataset name) the newest run of the candidate decides, newest by the order
     the runs were committed on the branch (`ledger`), never by their `created` text: a later
-    failing run vetoes an earlier pass. A candidate that was rolled back from the stage needs
+    failing run vetoes an earlier pass. Among a dataset's versions the newest committed one
+    decides first: a later run on an older version does not answer a newer version's fail. A candidate that was rolled back from the stage needs
     a passing run committed after that rollback.
     """
     gate = _stage_settings(snapshot, stage).get("eval_gate")
@@ -330,6 +337,17 @@ def check_eval(
         key = json.dumps([run["baseline"], dataset], sort_keys=True)
         groups.setdefault(key, []).append((position, run))
     near.reverse()  # newest first
+
+    def version_added(run: dict[str, Any]) -> int:
+        ref = refs.parse_ref(run["dataset"]["ref"], refs.Kind.DATASET)
+        return book.datasets.get(
+            str(refs.manifest_path(refs.Kind.DATASET, ref.name, ref.version)), -1
+        )
+
+    for group in groups.values():
+        # The newest version of the dataset asks the question: a later run on an older
+        # version (an easier question) does not answer a newer version's fail.
+        group.sort(key=lambda item: version_added(item[1]))
     # Per (baseline, dataset name): (position, the deciding run, the older runs it overrides).
     deciders = sorted(
         ((g[-1][0], g[-1][1], [r for _, r in g[:-1]]) for g in groups.values()),
