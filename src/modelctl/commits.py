@@ -21,7 +21,6 @@ from modelctl import refs
 from modelctl.errors import ConflictError, GitError, UsageError
 from modelctl.gitstore import (
     SIGNING_HINT,
-    ZERO_OID,
     CommitResult,
     LockHeld,
     PushRefused,
@@ -311,8 +310,8 @@ def _follow_remote(
             return warnings
         except (RefMoved, LockHeld):
             pass
-    for name, oid in tags.items():
-        store.git("update-ref", "-m", "modelctl", f"refs/tags/{name}", oid, ZERO_OID, check=False)
+    # The tags stay on the remote only: here they would point beside the local history, which
+    # verify reports as foreign. They come with their commits when the branch is pulled.
     warnings.append(
         f"the remote accepted the change, but local {branch.removeprefix('refs/heads/')} has "
         "commits the remote does not, so it was not moved: pull to bring it in"
