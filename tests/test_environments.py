@@ -205,6 +205,28 @@ def test_a_clone_that_is_behind_does_not_call_newer_tags_foreign(
     assert code == 0 and found == [], found
 
 
+def test_a_push_from_a_clone_with_unpushed_commits_leaves_it_verifiable(
+    remote: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The clone has a local commit the remote lacks; its `--push` lands on the remote but
+    cannot move the local branch. It must not leave a tag beside the local history (its own
+    verify would call it foreign); the tag arrives with the commit when the clone pulls. (A
+    merge of two lifecycle histories is a verify finding of its own, not judged here.)"""
+    bare, clone = remote
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "-q", str(bare), str(other))
+    deploy(other, "--push", "origin")  # the remote moves on
+    (clone / "NOTES.md").write_text("local only\n")
+    git(clone, "add", "NOTES.md")
+    git(clone, "commit", "-qm", "a local commit, not pushed")
+    payload = deploy(clone, "--push", "origin", model=GPT3)
+    assert any("was not moved" in w for w in payload["warnings"])
+    code, found, _ = findings(clone)
+    assert code == 0 and found == [], found
+    git(clone, "pull", "-q", "--no-rebase", "--no-edit")  # git follows the tag in
+    assert git(clone, "rev-parse", payload["tag"]) == git(bare, "rev-parse", payload["tag"])
+
+
 def test_a_tag_beside_the_history_is_still_reported(remote: tuple[Path, Path]) -> None:
     """Not after the tip, not on the history: foreign, however it got here."""
     _, clone = remote

@@ -67,6 +67,26 @@ def test_a_later_failing_run_vetoes_an_earlier_pass(repo: Path) -> None:
     assert refs_snapshot(repo) == before
 
 
+@pytest.mark.parametrize(
+    ("setting", "stricter"),
+    [("min_samples: 20", "min_samples: 1000"), ("max_regression: 0.05", "max_regression: 0.0")],
+)
+def test_a_run_judged_more_leniently_than_the_stage_now_asks_does_not_count(
+    repo: Path, setting: str, stricter: str
+) -> None:
+    """The registry tightened production's eval gate after a run passed: the run's verdict
+    was reached with the old, laxer thresholds, so it says nothing about the gate as it is."""
+    assert eval_run(repo, "candidate.jsonl", "--run-id", "lenient").exit_code == 0
+    settings = repo / "modelctl.yaml"
+    settings.write_text(settings.read_text().replace(setting, stricter))
+    git(repo, "commit", "-qam", "production asks more of its evals")
+    gate = _gate(repo)
+    assert gate.exit_code == 1, gate.stdout
+    assert _eval_gate(gate.json)["passed"] is False
+    text = cli("promote", ROUTE, "--to", "production", "--dry-run", cwd=repo).stderr
+    assert "eval lenient does not count" in text and stricter.split(":")[0] in text
+
+
 def test_a_later_pass_overrides_an_earlier_fail_and_says_so(repo: Path) -> None:
     assert eval_run(repo, "candidate-regressed.jsonl", "--run-id", "early-fail").exit_code == 1
     assert eval_run(repo, "candidate.jsonl", "--run-id", "later-pass").exit_code == 0
@@ -155,6 +175,30 @@ def test_a_run_on_a_newer_version_of_the_dataset_answers_a_fail_on_an_older_one(
     result = _eval_gate(gate.json)
     assert result["decided_by"]["id"] == "new-rows"
     assert [r["id"] for r in result["overridden"]] == ["old-rows"]
+
+
+def test_a_later_run_on_an_older_version_of_the_dataset_does_not_answer_a_newer_fail(
+    repo: Path,
+) -> None:
+    """The other way round: the candidate fails on the fixed dataset (the newer version), so
+    someone re-runs it on the older, easier version. Recorded later, that pass must not decide:
+    the newest version of a dataset asks the question."""
+    rows = repo / "datasets" / "support-golden" / "2026-04.jsonl"
+    added = cli("add", "dataset", "support-golden", "2026-05", "--file", str(rows), cwd=repo)
+    assert added.exit_code == 0, added.stderr
+    newer = cli(
+        "eval", "run", ROUTE, "--to", "production", "--dataset", "support-golden@2026-05",
+        "--candidate-outputs", str(OUTPUTS / "candidate-regressed.jsonl"),
+        "--baseline-outputs", str(OUTPUTS / "baseline.jsonl"),
+        "--evaluator", "contains", "--run-id", "new-rows", cwd=repo,
+    )  # fmt: skip
+    assert newer.exit_code == 1, newer.stderr
+    assert eval_run(repo, "candidate.jsonl", "--run-id", "old-rows-again").exit_code == 0
+    gate = _gate(repo)
+    assert gate.exit_code == 1, gate.stdout
+    result = _eval_gate(gate.json)
+    assert result["decided_by"]["id"] == "new-rows"
+    assert [r["id"] for r in result["overridden"]] == ["old-rows-again"]
 
 
 # --- rolled-back bindings need a fresh eval ----------------------------------------------------

@@ -169,8 +169,9 @@ def test_rollback_restores_previous_binding_as_a_new_commit(repo: Path) -> None:
     assert payload["trailers"]["reason"] == "answers too long"
     assert payload["trailers"]["detected_at"] == "2026-03-05T09:00:00Z"
     assert git(repo, "merge-base", "--is-ancestor", first, "HEAD") == ""  # history kept
-    # rolling back again undoes the rollback
-    again = run(repo, "rollback", "support-bot", "--stage", "dev")
+    # rolling back again does not undo the rollback; --to 2 does, on purpose
+    assert cli("rollback", "support-bot", "--stage", "dev", cwd=repo).exit_code == 2
+    again = run(repo, "rollback", "support-bot", "--stage", "dev", "--to", "2")
     assert again["binding"]["targets"][0]["model"] == "support-gpt@2026-05"
     # --to names an event
     to = run(repo, "rollback", "support-bot", "--stage", "dev", "--to", "1")
@@ -488,16 +489,44 @@ def test_rollback_after_a_completed_canary_restores_the_last_good_release(repo: 
 
 def test_rollback_of_a_rollback_and_of_a_prompt_only_change(repo: Path) -> None:
     """A target is model plus prompt: a new prompt on the same model is what is rolled back;
-    rolling back the rollback brings it back."""
+    rolling back the rollback brings it back only when asked for by --to."""
     same_model = ["--model", "support-gpt@2026-05", "--prompt", "support-system@3"]
     deploy_dev(repo, same_model, env=at(1))
     deploy_dev(repo, env=at(2))
     back = run(repo, "rollback", "support-bot", "--stage", "dev", env=at(3))
     assert back["binding"]["targets"][0]["prompt"] == "support-system@3"
     assert back["restore"]["rolled_back"] == ["support-gpt@2026-05+support-system@4"]
-    again = run(repo, "rollback", "support-bot", "--stage", "dev", env=at(4))
-    assert again["binding"]["targets"][0]["prompt"] == "support-system@4"
-    assert again["trailers"]["restores"] == "modelctl/support-bot/dev/2"
+    # A plain rollback never brings back what a rollback took off; --to does, on purpose.
+    again = cli("rollback", "support-bot", "--stage", "dev", cwd=repo, env=at(4))
+    assert again.exit_code == 2 and "--to" in again.stderr
+    again_to = run(repo, "rollback", "support-bot", "--stage", "dev", "--to", "2", env=at(4))
+    assert again_to["binding"]["targets"][0]["prompt"] == "support-system@4"
+    assert again_to["trailers"]["restores"] == "modelctl/support-bot/dev/2"
+
+
+def test_a_plain_rollback_never_brings_back_what_a_rollback_took_off(repo: Path) -> None:
+    """Two people answering one incident both run `rollback` (or one retries it, or loses a
+    compare-and-swap race and re-plans on the new tip): the second must not undo the first and
+    put the regression back, which on a gated stage would also skip the rule that a rolled-back
+    binding returns only with a fresh eval. It goes further back, or refuses naming --to."""
+    _canary_setup(repo)  # production/1 serves OLD; NEW is on staging
+    rollback = ["rollback", "support-bot", "--stage", "production"]
+    run(repo, "promote", "support-bot", "--to", "production", env=at(3))  # production/2: NEW
+    first = run(repo, *rollback, "-m", "regression", env=at(4))  # production/3: OLD
+    assert _models(first) == {"support-gpt@2026-03": 100}
+    before = refs_snapshot(repo)
+    second = cli(*rollback, cwd=repo, env=at(5))
+    assert second.exit_code == 2, second.stderr + second.stdout
+    assert "modelctl/support-bot/production/3" in second.stderr and "--to" in second.stderr
+    assert refs_snapshot(repo) == before
+    # The same after an aborted canary: the canary does not come back.
+    run(repo, "promote", "support-bot", "--to", "production", "--canary", "10", env=at(6))
+    run(repo, *rollback, "--abort-canary", env=at(7))
+    before = refs_snapshot(repo)
+    third = cli(*rollback, cwd=repo, env=at(8))
+    assert third.exit_code == 2, third.stderr + third.stdout
+    assert "modelctl/support-bot/production/5" in third.stderr
+    assert refs_snapshot(repo) == before
 
 
 def test_rollback_of_a_change_without_new_targets_restores_the_binding_before_it(

@@ -372,3 +372,28 @@ def test_timeline_rows_and_intervals(rel: Path, tmp_path: Path) -> None:
     nowhere = cli("timeline", "-o", str(tmp_path / "missing" / "t.csv"), cwd=rel)
     assert nowhere.exit_code == 2 and "does not exist" in nowhere.stderr
     assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_a_failing_eval_of_another_candidate_is_not_the_detection(tmp_path: Path) -> None:
+    """A rollback without --detected-at is timed from the failing eval of what it rolled
+    back: a failing eval of the next candidate, recorded while the release was live, judged
+    something else and says nothing about when this regression was found."""
+    repo = make_registry(tmp_path / "reg", routes=False)
+    ok(repo, "deploy", "support-bot", "--stage", "dev", *OLD_BINDING, env=at(1, 10))
+    ok(repo, "promote", "support-bot", "--to", "staging", env=at(1, 11))
+    ok(repo, "promote", *PRODUCTION, env=at(1, 12))
+    ok(repo, "deploy", "support-bot", "--stage", "dev", *NEW_BINDING, env=at(2, 8))
+    ok(repo, "promote", "support-bot", "--to", "staging", env=at(2, 8, 30))
+    eval_run(repo, "fixed", "candidate.jsonl", iso(2, 9), 0)
+    ok(repo, "promote", *PRODUCTION, env=at(2, 10))
+    # The next candidate on staging fails its eval against what production serves (NEW).
+    nxt = ["--model", "support-claude@2026-05", "--prompt", "support-system@4",
+           "--fallback", "support-gpt@2026-05,support-system@4"]  # fmt: skip
+    ok(repo, "deploy", "support-bot", "--stage", "dev", *nxt, env=at(2, 10, 30))
+    ok(repo, "promote", "support-bot", "--to", "staging", env=at(2, 10, 40))
+    eval_run(repo, "next", "candidate-regressed.jsonl", iso(2, 11), 1)
+    ok(repo, "rollback", "support-bot", "--stage", "production", env=at(2, 12))
+    data: Any = cli("report", "--json", cwd=repo).json
+    [rollback] = data["rollbacks"]
+    assert (rollback["detected_at"], rollback["detected_from"]) == (None, None)
+    assert rollback["minutes"] is None

@@ -28,6 +28,15 @@ def test_keys_inside_text_and_lists_are_found(name: str) -> None:
     assert {f.field for f in findings} == {"description", "aliases[1]"}
 
 
+@pytest.mark.parametrize("name", sorted(set(KEYS) - {"deepseek"}))
+@pytest.mark.parametrize("before", ["oops", "\x1b[1m", "token_", "0"])
+def test_a_key_glued_to_the_text_before_it_is_found(name: str, before: str) -> None:
+    """Free text (a reason, a description) need not put a space before a key: a word, a
+    terminal style sequence pasted with it (`ESC[1m`), an underscore or a digit. (A bare `sk-`
+    and 32 hex digits is found only at a word start: glued, it is the end of `task-<hex>`.)"""
+    assert secretscan.classify(f"{before}{KEYS[name]}") is not None, name
+
+
 def test_digests_commits_and_uuids_are_never_flagged() -> None:
     data = {
         "sha256": hashlib.sha256(b"x").hexdigest(),

@@ -8,8 +8,11 @@ test_report.py) adds signed releases gated by eval runs and rollbacks.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import json
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -198,6 +201,31 @@ def test_stdin(hist: Path) -> None:
     assert payload["spans"] == 2 and spots(payload) == {("version-not-live", OLD): 1}
     zipped = proc("coverage", "-", "--json", cwd=hist, stdin=gzip.compress(text.encode()))
     assert zipped.returncode == 0 and json.loads(zipped.stdout)["spans"] == 2
+
+
+def test_a_pipe_is_read_and_a_folder_is_named_as_one(hist: Path, tmp_path: Path) -> None:
+    """`modelctl coverage <(zcat spans.gz)` hands over a pipe, not a regular file: it is read
+    like stdin. A folder is refused as a folder, not as a file that 'does not exist'."""
+    text = request(T(3, 9), NEW) + "\n" + request(T(3, 10), OLD) + "\n"
+    fifo = tmp_path / "spans.fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with fifo.open("w") as fh:
+            fh.write(text)
+
+    writer = threading.Thread(target=feed)
+    writer.start()
+    try:
+        payload = coverage(hist, str(fifo), "--strict")
+    finally:
+        if writer.is_alive():  # the reader refused: let the writer finish
+            with contextlib.suppress(OSError), fifo.open("rb") as fh:
+                fh.read()
+        writer.join()
+    assert payload["spans"] == 2
+    result = cli("coverage", str(tmp_path), cwd=hist)
+    assert result.exit_code == 2 and "is a folder" in result.stderr
 
 
 def test_malformed_line_names_file_and_line(hist: Path, tmp_path: Path) -> None:

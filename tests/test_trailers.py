@@ -334,3 +334,51 @@ def test_an_imported_event_cannot_claim_it_took_effect_after_its_commit() -> Non
         record.stages = {"dev": binding}
         [event] = history.events("r", [record])
         assert event.time == expected
+
+
+# --- what reaches a terminal -----------------------------------------------------------------
+
+# Bytes a terminal acts on (escape sequences, bell, backspace, carriage return, C1 controls,
+# DEL) and characters that reorder or hide what is shown (bidi overrides, zero-width).
+TERMINAL_CONTROLS = "\x1b\x07\x08\r\x0b\x0c\x7f\x9b\x85\u202e\u2066\u200b\u2028"
+
+
+@pytest.mark.parametrize("how", ["modelctl", "by hand"])
+def test_control_characters_in_a_reason_never_reach_the_terminal(repo: Path, how: str) -> None:
+    """A reason is shown by the deploy itself, history, status and explain: whoever wrote it
+    (modelctl, which encodes it, or a hand-made commit, which need not), what it holds is shown
+    visibly escaped and is never sent to the terminal to act on."""
+    hostile = "bad\x1b[2J\x1b]0;owned\x07\x1b[31mred\r\x08\x7f\x9b6n\x85\u202eevil\u2066\u200bok"
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT5)
+    if how == "modelctl":
+        shown = cli("deploy", "support-bot", "--stage", "dev", *GPT3, "-m", hostile, cwd=repo)
+        assert shown.exit_code == 0, shown.stderr
+        outputs = [shown.stdout + shown.stderr]
+    else:
+        run(repo, "deploy", "support-bot", "--stage", "dev", *GPT3, "-m", "placeholder")
+        message = git(repo, "log", "-1", "--format=%B").replace("placeholder", hostile)
+        git(repo, "commit", "-q", "--amend", "-m", message)
+        outputs = []
+    for args in (
+        ("history", "support-bot", "--stage", "dev"),
+        ("status",),
+    ):
+        result = cli(*args, cwd=repo)
+        assert result.exit_code == 0, result.stderr
+        outputs.append(result.stdout + result.stderr)
+    for output in outputs:
+        assert "bad" in output
+        assert not set(output) & set(TERMINAL_CONTROLS), repr(output)
+        assert "\\x1b[2J" in output and "\\u202e" in output
+
+
+def test_free_text_that_is_not_utf8_is_refused_naming_the_field(repo: Path) -> None:
+    """A byte that is not UTF-8 on the command line (Python hands it over as a lone surrogate)
+    would be committed as bytes no reader gets back: history would show other text than the
+    command printed. It is refused before anything is written."""
+    run(repo, "deploy", "support-bot", "--stage", "dev", *GPT5)
+    before = refs_snapshot(repo)
+    result = cli("deploy", "support-bot", "--stage", "dev", *GPT3, "-m", "bad\udc85byte", cwd=repo)
+    assert result.exit_code == 2, result.stderr + result.stdout
+    assert "Modelctl-Reason" in result.stderr and "UTF-8" in result.stderr
+    assert refs_snapshot(repo) == before

@@ -474,6 +474,21 @@ def test_committer_dates_going_backwards(repo: Path) -> None:
     assert "is earlier than the previous lifecycle commit's" in finding["message"]
 
 
+def test_a_writer_whose_clock_is_behind_the_last_writers_keeps_dates_in_order(
+    repo: Path,
+) -> None:
+    """Two CI runners share a registry and their clocks differ by a minute or two (within what
+    verify allows ahead): the slower one's commit must not go below the faster one's, or every
+    later verify fails on a history nobody tampered with."""
+    ahead = int(time.time()) + 120
+    first = deploy(repo, env=at(ahead))
+    second = lifecycle(repo, "promote", "support-bot", "--to", "staging")
+    assert int(git(repo, "show", "-s", "--format=%ct", second)) >= ahead
+    assert git(repo, "rev-parse", f"{second}^") == first
+    code, payload = verify(repo)
+    assert code == 0, payload["findings"]
+
+
 def test_committer_date_in_the_future(repo: Path) -> None:
     future = deploy(repo, env=at(int(time.time()) + 86400))
     code, payload = verify(repo)

@@ -21,7 +21,6 @@ from modelctl import refs
 from modelctl.errors import ConflictError, GitError, UsageError
 from modelctl.gitstore import (
     SIGNING_HINT,
-    ZERO_OID,
     CommitResult,
     LockHeld,
     PushRefused,
@@ -311,8 +310,8 @@ def _follow_remote(
             return warnings
         except (RefMoved, LockHeld):
             pass
-    for name, oid in tags.items():
-        store.git("update-ref", "-m", "modelctl", f"refs/tags/{name}", oid, ZERO_OID, check=False)
+    # The tags stay on the remote only: here they would point beside the local history, which
+    # verify reports as foreign. They come with their commits when the branch is pulled.
     warnings.append(
         f"the remote accepted the change, but local {branch.removeprefix('refs/heads/')} has "
         "commits the remote does not, so it was not moved: pull to bring it in"
@@ -336,6 +335,13 @@ def trailers(**values: str | int | None) -> str:
             continue
         name = "Modelctl-" + "-".join(part.capitalize() for part in key.split("_"))
         text = str(value)
+        if any("\ud800" <= char <= "\udfff" for char in text):
+            # A byte that is not UTF-8 (Python's lone surrogate for it) has no text to record:
+            # written as bytes, it would read back as other text than was given.
+            raise UsageError(
+                f"{name} (the {key.replace('_', ' ')} given) is not UTF-8 text; nothing was written",
+                hint="give the text in UTF-8 (check the terminal's or the script's encoding)",
+            )
         what = secretscan.classify(text)
         if what is not None:
             raise UsageError(

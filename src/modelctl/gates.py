@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelctl import history, refs
+from modelctl import history, manifests, refs
 from modelctl.errors import CheckFailed
 from modelctl.registry import Location, Snapshot
 
@@ -155,6 +155,9 @@ class EvalLedger:
     order: dict[str, int] = field(default_factory=dict)
     positions: dict[str, int] = field(default_factory=dict)
     stage_events: list[history.Event] = field(default_factory=list)
+    # A dataset version's registry path -> the position of the commit that added it: of two
+    # versions of one dataset, the later added is the newer question.
+    datasets: dict[str, int] = field(default_factory=dict)
 
 
 def eval_ledger(
@@ -164,13 +167,16 @@ def eval_ledger(
     (one `git log`)."""
     evals = loc.repo_path(f"{refs.eval_path(route, 'x').parent.as_posix()}/")
     route_file = loc.repo_path(str(refs.route_path(route)))
+    datasets = loc.repo_path(f"{refs.manifest_path(refs.Kind.DATASET, 'x', 'y').parent.parent}/")
     ledger = EvalLedger(stage_events=stage_events)
-    changes = loc.store.first_parent_changes(tip, [evals, route_file])
+    changes = loc.store.first_parent_changes(tip, [evals, route_file, datasets])
     for position, (commit, paths) in enumerate(changes):
         ledger.positions[commit] = position
         for status, path in paths:
             if status == "A" and path.startswith(evals):
                 ledger.order[path.removeprefix(loc.prefix)] = position
+            elif status == "A" and path.startswith(datasets):
+                ledger.datasets[path.removeprefix(loc.prefix)] = position
     return ledger
 
 
@@ -218,6 +224,12 @@ def _eval_reasons(
             f"its baseline is {summary(run['baseline'])} but {stage} serves "
             f"{summary(baselines[0])} now (a stale baseline)"
         )
+    lenient = _laxer(run.get("gate"), _stage_settings(snapshot, stage).get("eval_gate"))
+    if lenient:
+        reasons.append(
+            f"it was judged more leniently than {stage} now asks ({'; '.join(lenient)}): "
+            f"record a new run: modelctl eval run {run['route']} --to {stage} ..."
+        )
     pinned = run["dataset"]
     dataset = snapshot.get(refs.parse_ref(pinned["ref"], refs.Kind.DATASET))
     if dataset is None or dataset.data is None:
@@ -234,6 +246,24 @@ def _eval_reasons(
         if problems:
             reasons.append(f"its judge {judge} is invalid: {problems[0]}")
     return reasons
+
+
+def _laxer(recorded: dict[str, Any] | None, current: dict[str, Any] | None) -> list[str]:
+    """How the thresholds a run was judged with (`recorded`, its `gate`) are laxer than the
+    stage's eval gate now (`current`): a verdict reached with a larger tolerated regression,
+    fewer samples or less confidence says nothing about the gate as it stands."""
+    if recorded is None or current is None:
+        return []
+    defaults = manifests.EvalGate().model_dump()
+    was, now = {**defaults, **recorded}, {**defaults, **current}
+    found = []
+    if float(was["max_regression"]) > float(now["max_regression"]):
+        found.append(f"max_regression {was['max_regression']}, now {now['max_regression']}")
+    if int(was["min_samples"]) < int(now["min_samples"]):
+        found.append(f"min_samples {was['min_samples']}, now {now['min_samples']}")
+    if float(was["confidence"]) < float(now["confidence"]):
+        found.append(f"confidence {was['confidence']}, now {now['confidence']}")
+    return found
 
 
 def _age_days(run: dict[str, Any]) -> int:
@@ -268,7 +298,8 @@ def check_eval(
 
     For each (baseline, dataset name) the newest run of the candidate decides, newest by the order
     the runs were committed on the branch (`ledger`), never by their `created` text: a later
-    failing run vetoes an earlier pass. A candidate that was rolled back from the stage needs
+    failing run vetoes an earlier pass. Among a dataset's versions the newest committed one
+    decides first: a later run on an older version does not answer a newer version's fail. A candidate that was rolled back from the stage needs
     a passing run committed after that rollback.
     """
     gate = _stage_settings(snapshot, stage).get("eval_gate")
@@ -306,6 +337,17 @@ def check_eval(
         key = json.dumps([run["baseline"], dataset], sort_keys=True)
         groups.setdefault(key, []).append((position, run))
     near.reverse()  # newest first
+
+    def version_added(run: dict[str, Any]) -> int:
+        ref = refs.parse_ref(run["dataset"]["ref"], refs.Kind.DATASET)
+        return book.datasets.get(
+            str(refs.manifest_path(refs.Kind.DATASET, ref.name, ref.version)), -1
+        )
+
+    for group in groups.values():
+        # The newest version of the dataset asks the question: a later run on an older
+        # version (an easier question) does not answer a newer version's fail.
+        group.sort(key=lambda item: version_added(item[1]))
     # Per (baseline, dataset name): (position, the deciding run, the older runs it overrides).
     deciders = sorted(
         ((g[-1][0], g[-1][1], [r for _, r in g[:-1]]) for g in groups.values()),

@@ -665,7 +665,9 @@ class GitStore:
         finally:
             Path(index).unlink(missing_ok=True)
 
-    def _signed_tag(self, name: str, commit: str, message: str) -> str:
+    def _signed_tag(
+        self, name: str, commit: str, message: str, dated: Mapping[str, str] | None = None
+    ) -> str:
         """A signed annotated tag object named `name`, written without creating any ref here.
 
         `git tag -s` is the only porcelain that signs a tag the way the user's git is configured
@@ -681,6 +683,7 @@ class GitStore:
             (scratch / "objects").mkdir()
             (scratch / "HEAD").write_text("ref: refs/heads/scratch\n")
             env = {
+                **(dated or {}),
                 "GIT_DIR": str(scratch),
                 "GIT_OBJECT_DIRECTORY": str(self.common_dir / "objects"),
                 "GIT_CONFIG_COUNT": str(len(pairs)),
@@ -711,8 +714,10 @@ class GitStore:
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
 
-    def _plain_tag(self, name: str, commit: str, message: str) -> str:
-        tagger = self.identity()
+    def _plain_tag(
+        self, name: str, commit: str, message: str, dated: Mapping[str, str] | None = None
+    ) -> str:
+        tagger = self.out("var", "GIT_COMMITTER_IDENT", env=dated) if dated else self.identity()
         body = f"object {commit}\ntype commit\ntag {name}\ntagger {tagger}\n\n{message}"
         return self.out("mktag", stdin=body.encode())
 
@@ -730,7 +735,8 @@ class GitStore:
         args = ["commit-tree", tree, "-F", "-", "-S" if sign else "--no-gpg-sign"]
         if parent is not None:
             args += ["-p", parent]
-        proc = self.git(*args, stdin=message.encode(), check=False)
+        dated = self._not_before(parent)
+        proc = self.git(*args, stdin=message.encode(), env=dated, check=False)
         if proc.returncode != 0:
             err = proc.stderr.decode("utf-8", "replace").strip()
             if sign and ("sign" in err.lower() or "gpg" in err.lower() or "ssh" in err.lower()):
@@ -740,8 +746,23 @@ class GitStore:
         tag_ids: dict[str, str] = {}
         for spec in tags:
             make = self._signed_tag if sign else self._plain_tag
-            tag_ids[spec.name] = make(spec.name, commit, spec.message)
+            tag_ids[spec.name] = make(spec.name, commit, spec.message, dated)
         return CommitResult(commit, tag_ids, sign)
+
+    def _not_before(self, parent: str | None) -> dict[str, str]:
+        """The committer date for a commit on `parent`: this machine's clock, or the parent's
+        date when the clock is behind it (another writer's clock ran ahead, within what verify
+        allows), so dates never go down along the branch. A date the caller set explicitly
+        (`GIT_COMMITTER_DATE`) is kept as it is: verify judges it."""
+        if parent is None or "GIT_COMMITTER_DATE" in os.environ:
+            return {}
+        text = self.out(
+            "show", "-s", "--no-show-signature", "--format=%ct", "--end-of-options", parent
+        )
+        floor = int(text) if text.isascii() and text.isdigit() else 0
+        if time.time() >= floor:
+            return {}
+        return {"GIT_COMMITTER_DATE": f"{floor} +0000"}
 
     def commit(
         self,

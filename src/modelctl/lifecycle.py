@@ -597,27 +597,68 @@ def _last_good(stage_events: list[history.Event], route: str, stage: str) -> _Re
     The last release starts at the first canary when the last event completed (or continued)
     a canary, so completing a canary and rolling back does not land on the canary's mix.
     When the release brought in no new target (it changed weights, fallbacks or policy, or it
-    was a rollback to a binding served just before), the binding before it is restored."""
+    was a rollback to a binding served just before), the binding before it is restored.
+
+    A binding serving a target that a later rollback took off the stage is never restored: a
+    second `rollback` (a retry, a second person on the incident, a lost race re-planned on the
+    new tip) goes further back or refuses, instead of undoing the first and bringing the
+    regression back past the eval gate's rule for rolled-back bindings (`--to` does that on
+    purpose)."""
     _only_one(stage_events, route, stage)
     last = stage_events[-1]
     start = history.release_start(stage_events)
     bad = target_keys(last.binding) - target_keys(stage_events[start].previous)
-    if not bad:
-        index = len(stage_events) - 2
-        why = (
-            f"{_name(last)} brought in no new target (it changed weights, fallbacks or policy): "
-            "the binding before it"
-        )
-        return _restore(stage_events, index, "last-good", why, bad, lambda e: "")
+    taken = _taken_off(stage_events)
+
+    def rolled_back(index: int) -> history.Event | None:
+        served = target_keys(stage_events[index].binding)
+        found = (r for r, removed in taken if r > index and served & removed)
+        return next((stage_events[r] for r in found), None)
+
     brought = ", ".join(sorted(_pair(k) for k in bad))
+    by = _name(stage_events[start])
+    blocked: history.Event | None = None
     for index in range(len(stage_events) - 2, -1, -1):
         event = stage_events[index]
-        if event.binding is not None and not target_keys(event.binding) & bad:
-            by = _name(stage_events[start])
+        if event.binding is None or event.binding == last.binding:
+            continue
+        if bad and target_keys(event.binding) & bad:
+            continue
+        rollback = rolled_back(index)
+        if rollback is not None:
+            blocked = blocked or rollback
+            continue
+        if bad:
             why = f"the newest earlier binding without {brought} (brought in by {by})"
-            return _restore(
-                stage_events, index, "last-good", why, bad, lambda e: _serves_bad(e, bad)
+        elif index == len(stage_events) - 2:
+            why = (
+                f"{_name(last)} brought in no new target (it changed weights, fallbacks or "
+                "policy): the binding before it"
             )
+        else:
+            why = (
+                f"{_name(last)} brought in no new target: the newest earlier binding that no "
+                "rollback took off"
+            )
+
+        def skipped_why(e: history.Event) -> str:
+            r = rolled_back(stage_events.index(e))
+            if r is not None and not (bad and target_keys(e.binding) & bad):
+                return f"rolled back by {_name(r)}"
+            return _serves_bad(e, bad) if bad else ""
+
+        return _restore(stage_events, index, "last-good", why, bad, skipped_why)
+    if blocked is not None:
+        raise UsageError(
+            f"every earlier binding of {stage} on route {route} either serves "
+            f"{brought or 'what it serves now'} or was taken off by a rollback "
+            f"({_name(blocked)}): a plain rollback never brings back what a rollback took off",
+            hint=(
+                f"to bring one back on purpose: modelctl rollback {route} --stage {stage} "
+                f"--to SEQ|TAG (see modelctl history {route} --stage {stage}); or promote it "
+                "again with a fresh eval"
+            ),
+        )
     raise UsageError(
         f"every earlier binding of {stage} on route {route} serves {brought}, which the last "
         "release brought in: there is no release without it to go back to",
@@ -626,6 +667,15 @@ def _last_good(stage_events: list[history.Event], route: str, stage: str) -> _Re
             f"or deploy the binding you want: modelctl deploy {route} --stage {stage} ..."
         ),
     )
+
+
+def _taken_off(stage_events: list[history.Event]) -> list[tuple[int, set[tuple[str, str | None]]]]:
+    """(index, targets it took off the stage) for every rollback among `stage_events`."""
+    return [
+        (i, target_keys(e.previous) - target_keys(e.binding))
+        for i, e in enumerate(stage_events)
+        if e.action == "rollback" and e.previous is not None
+    ]
 
 
 def _serves_bad(event: history.Event, bad: set[tuple[str, str | None]]) -> str:

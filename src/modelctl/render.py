@@ -11,6 +11,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Iterable
 from datetime import date, datetime
 from enum import Enum
@@ -25,11 +26,37 @@ _out: Console | None = None
 _err: Console | None = None
 # What rich would read as markup: `[` followed by a tag-like run up to `]`.
 _MARKUP = re.compile(r"(\\*)(\[[a-z#/@][^[]*?])")
+# What a terminal would act on rather than show: C0 and C1 controls but newline and tab, DEL,
+# and characters that reorder or hide text (bidi controls, zero-width, line separators, lone
+# surrogates).
+_UNSHOWN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})
+
+
+def _visible(char: str) -> str:
+    if char in "\n\t" or unicodedata.category(char) not in _UNSHOWN:
+        return char
+    code = ord(char)
+    return (
+        f"\\x{code:02x}"
+        if code < 0x100
+        else f"\\u{code:04x}"
+        if code < 0x10000
+        else f"\\U{code:08x}"
+    )
+
+
+def printable(text: str) -> str:
+    """`text` with every character a terminal would act on (an escape sequence from a
+    hand-made commit's reason, a bidi override) written as a visible `\\xNN`/`\\uNNNN`."""
+    if text.isprintable():  # the common case: nothing to look at one by one
+        return text
+    return "".join(_visible(char) for char in text)
 
 
 def escape(text: str) -> str:
-    """Text as rich prints it literally (a file path with `[brackets]`, a user's reason)."""
-    return _MARKUP.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", text)
+    """Text as rich prints it literally (a file path with `[brackets]`, a user's reason), with
+    nothing in it a terminal would act on (see `printable`)."""
+    return _MARKUP.sub(lambda m: f"{m.group(1)}{m.group(1)}\\{m.group(2)}", printable(text))
 
 
 def out() -> Console:
@@ -214,7 +241,7 @@ def problems(items: list[Any], prefix: str = "") -> None:
 
 def _gh(text: str, *, prop: bool = False) -> str:
     """Escape a workflow-command value (a property value also escapes `:` and `,`)."""
-    text = text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = printable(text.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A"))
     return text.replace(":", "%3A").replace(",", "%2C") if prop else text
 
 
@@ -739,7 +766,7 @@ def report_markdown(result: Any) -> None:
             lines.append(
                 f"| {r.route} | {r.stage} | {r.tag} | {r.detected_at or '-'} | {r.rolled_back_at} | {_fmt(r.minutes) if r.problem is None else 'not counted: ' + r.problem} |"
             )
-    text = "\n".join(lines) + "\n"
+    text = printable("\n".join(lines) + "\n")
     sys.stdout.write(text)
     summary = os.environ.get("GITHUB_STEP_SUMMARY")
     if summary:

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelctl import history, refs
+from modelctl.lifecycle import target_keys
 from modelctl.registry import Location, Snapshot, snapshot_at
 
 
@@ -195,14 +196,17 @@ def _rollback(route: str, stage: str, index: int, event: history.Event, released
               evals: list[dict[str, Any]], cov: Any) -> Rollback:  # fmt: skip
     """Detected at: the `Modelctl-Detected-At` trailer, else the latest failing eval of the
     route and stage created after the rolled-back release went live (`released`) and before
-    the rollback; an older failing eval judged something else."""
+    the rollback, whose candidate is what the rollback took off the stage; an older failing
+    eval, or one of another candidate (the next one on its way), judged something else."""
     detected = _when(event.trailers.get("detected-at"))
     source: str | None = "Modelctl-Detected-At" if detected is not None else None
     if detected is None:
+        removed = target_keys(event.previous) - target_keys(event.binding)
         failing = [
             e for e in evals
             if e["route"] == route and e["verdict"] == "fail" and e.get("stage") in (None, stage)
             and (released or 0) <= (_when(e["created"]) or 0) <= event.time
+            and (e["candidate"] == event.previous or target_keys(e["candidate"]) & removed)
         ]  # fmt: skip
         if failing:
             latest = max(failing, key=lambda e: e["created"])

@@ -25,38 +25,41 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
             r"|sk-(?:proj|svcacct|admin)-[A-Za-z0-9_\-]{40,}"
         ),
     ),
-    ("an AWS access key id", re.compile(r"\b(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b")),
-    ("a GitHub token", re.compile(r"\b(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_\w{82})\b")),
-    ("a Hugging Face token", re.compile(r"\b(?:hf_|api_org_)[A-Za-z]{34}\b")),
-    ("a Google API key", re.compile(r"\bAIza[\w\-]{35}\b")),
-    ("a Groq API key", re.compile(r"\bgsk_[A-Za-z0-9]{48,56}\b")),
-    ("an OpenRouter API key", re.compile(r"\bsk-or-v1-[a-f0-9]{64}\b")),
-    ("an xAI API key", re.compile(r"\bxai-[A-Za-z0-9]{70,90}\b")),
-    ("a Replicate API token", re.compile(r"\br8_[A-Za-z0-9]{37}\b")),
-    ("a Stripe API key", re.compile(r"\b(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{20,99}\b")),
-    ("a Perplexity API key", re.compile(r"\bpplx-[A-Za-z0-9]{48}\b")),
-    ("a Fireworks AI API key", re.compile(r"\bfw_[A-Za-z0-9]{24}\b")),
-    ("a Together AI API key", re.compile(r"\btgp_v1_[A-Za-z0-9_\-]{40,}")),
-    ("an Anyscale API key", re.compile(r"\besecret_[A-Za-z0-9]{24,64}\b")),
+    ("an AWS access key id", re.compile(r"(?:A3T[A-Z0-9]|AKIA|ASIA|ABIA|ACCA)[A-Z2-7]{16}\b")),
+    ("a GitHub token", re.compile(r"(?:gh[pousr]_[0-9A-Za-z]{36}|github_pat_\w{82})\b")),
+    ("a Hugging Face token", re.compile(r"(?:hf_|api_org_)[A-Za-z]{34}\b")),
+    ("a Google API key", re.compile(r"AIza[\w\-]{35}\b")),
+    ("a Groq API key", re.compile(r"gsk_[A-Za-z0-9]{48,56}\b")),
+    ("an OpenRouter API key", re.compile(r"sk-or-v1-[a-f0-9]{64}\b")),
+    ("an xAI API key", re.compile(r"xai-[A-Za-z0-9]{70,90}\b")),
+    ("a Replicate API token", re.compile(r"r8_[A-Za-z0-9]{37}\b")),
+    ("a Stripe API key", re.compile(r"(?:sk|rk)_(?:live|test|prod)_[A-Za-z0-9]{20,99}\b")),
+    ("a Perplexity API key", re.compile(r"pplx-[A-Za-z0-9]{48}\b")),
+    ("a Fireworks AI API key", re.compile(r"fw_[A-Za-z0-9]{24}\b")),
+    ("a Together AI API key", re.compile(r"tgp_v1_[A-Za-z0-9_\-]{40,}")),
+    ("an Anyscale API key", re.compile(r"esecret_[A-Za-z0-9]{24,64}\b")),
     (
         "a Langfuse secret key",
-        re.compile(r"\bsk-lf-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
+        re.compile(r"sk-lf-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"),
     ),
-    ("a LangSmith API key", re.compile(r"\blsv2_(?:pt|sk)_[0-9a-f]{32}_[0-9a-f]{10}\b")),
-    # DeepSeek (and other OpenAI-compatible providers): `sk-` and exactly 32 hex digits.
+    ("a LangSmith API key", re.compile(r"lsv2_(?:pt|sk)_[0-9a-f]{32}_[0-9a-f]{10}\b")),
+    # DeepSeek (and other OpenAI-compatible providers): `sk-` and exactly 32 hex digits. The
+    # only rule anchored at a word start: the shape is generic enough to end an id such as
+    # `task-<hex>`. Every other prefix is distinctive, so a key glued to the text before it
+    # (a word, a terminal style sequence pasted along, `token_`) is still found.
     ("an API key (sk- and 32 hex digits)", re.compile(r"\bsk-[0-9a-f]{32}\b")),
     (
         "an Azure AD client secret",
-        re.compile(r"(?<![\w~.\-])[\w~.]{3}\dQ~[\w~.\-]{31,34}(?![\w~.\-])"),
+        re.compile(r"[\w~.]{3}\dQ~[\w~.\-]{31,34}(?![\w~.\-])"),
     ),
     ("a private key", re.compile(r"-----BEGIN[ A-Z0-9_\-]{0,100}PRIVATE KEY(?: BLOCK)?-----")),
-    ("a Slack token", re.compile(r"\bxox[baprs]-[0-9A-Za-z\-]{10,}")),
-    ("a GitLab token", re.compile(r"\bglpat-[0-9A-Za-z_\-]{20}\b")),
-    ("an npm token", re.compile(r"\bnpm_[A-Za-z0-9]{36}\b")),
-    ("a PyPI token", re.compile(r"\bpypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}")),
+    ("a Slack token", re.compile(r"xox[baprs]-[0-9A-Za-z\-]{10,}")),
+    ("a GitLab token", re.compile(r"glpat-[0-9A-Za-z_\-]{20}\b")),
+    ("an npm token", re.compile(r"npm_[A-Za-z0-9]{36}\b")),
+    ("a PyPI token", re.compile(r"pypi-AgEIcHlwaS5vcmc[A-Za-z0-9_\-]{50,}")),
     (
         "a JSON Web Token",
-        re.compile(r"\beyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),
+        re.compile(r"eyJ[A-Za-z0-9_\-]{10,}\.eyJ[A-Za-z0-9_\-]{10,}\.[A-Za-z0-9_\-]{10,}"),
     ),
 )
 

@@ -123,7 +123,11 @@ def open_input(name: str, stack: contextlib.ExitStack) -> Any:
         buffered: Any = sys.stdin.buffer
     else:
         path = Path(name)
-        if not path.is_file():
+        if path.is_dir():
+            raise UsageError(
+                f"trace file {name} is a folder", hint=f"give the files in it, e.g. {name}/*.jsonl"
+            )
+        if not path.exists():  # a pipe (`<(zcat spans.gz)`) or a device is read as it comes
             raise UsageError(f"trace file {name} does not exist")
         buffered = io.BufferedReader(stack.enter_context(path.open("rb", buffering=0)), READ_BUFFER)
     if buffered.peek(2)[:2] == b"\x1f\x8b":
