@@ -10,8 +10,8 @@ from typing import Any
 from pydantic import ValidationError
 
 from modelctl import commits, manifests, policy, refs, yamlio
-from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError, ManifestError, UsageError
+from modelctl.gitstore.atomic import file_mode, write_atomic
 from modelctl.registry import Entry, Location, Snapshot, parse_entry, snapshot_worktree
 
 SCHEMA_DIR = ".modelctl/schemas"

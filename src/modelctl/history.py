@@ -23,8 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
-from modelctl.atomic import write_cache
 from modelctl.errors import GitError, UsageError
+from modelctl.gitstore.atomic import write_cache
 from modelctl.registry import Location
 
 CACHE_FORMAT = 4  # 3: read with replace objects and grafts ignored; 4: trailers decoded

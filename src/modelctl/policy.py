@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
-from modelctl.atomic import write_cache
 from modelctl.datasets import content_digest, file_digest
 from modelctl.errors import Problem, UsageError
+from modelctl.gitstore.atomic import write_cache
 from modelctl.registry import VERSIONED, Entry, Location, Snapshot
 
 ReadFile = Callable[[str], bytes | None]

@@ -17,9 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import refs
-from modelctl.atomic import write_cache
 from modelctl.errors import GitError, Problem, RegistryNotFound, UsageError
 from modelctl.gitstore import GitStore, blob_id
+from modelctl.gitstore.atomic import write_cache
 from modelctl.suggest import UnknownName
 
 CACHE_FORMAT = 4  # 4: read with replace objects and grafts ignored (older may hold them)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl import commits, refs
-from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError
 from modelctl.gitstore import GitStore, run_git
+from modelctl.gitstore.atomic import file_mode, write_atomic
 from modelctl.registry import Location
 
 FOLDERS = ("models", "prompts", "judges", "datasets", "evals", "routes")

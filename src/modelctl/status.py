@@ -12,9 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import gates, history, refs, suggest
-from modelctl.atomic import write_cache
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
+from modelctl.gitstore.atomic import write_cache
 from modelctl.registry import Entry, Location, check_route, files_at, routes_at
 
 

@@ -50,8 +50,8 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import history, progress, refs
-from modelctl.atomic import write_atomic, write_cache
 from modelctl.gitstore import Signature
+from modelctl.gitstore.atomic import write_atomic, write_cache
 from modelctl.registry import VERSIONED, Location
 
 FUTURE_SKEW = history.CLOCK_SKEW  # seconds a committer date may lie ahead of the clock

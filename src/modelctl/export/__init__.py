@@ -9,8 +9,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from pathlib import Path
 
-from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import UsageError
+from modelctl.gitstore.atomic import file_mode, write_atomic
 
 
 def write_text(path: Path, text: str | Iterable[str]) -> Path:

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any, NoReturn
 
-from modelctl.atomic import file_mode, write_atomic
 from modelctl.errors import ConflictError, GitError, UsageError
+from modelctl.gitstore.atomic import file_mode, write_atomic
 
 ZERO_OID = "0" * 40
 _OID_RE = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
