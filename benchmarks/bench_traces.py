@@ -332,7 +332,7 @@ with open(sys.argv[1], "r" if mode == "text" else "rb") as fh:
 BREAKDOWN = """
 import gc, json, sys, time
 from pathlib import Path
-from modelctl.registry import locate, snapshot_at
+from modelctl.registry.snapshot import locate, snapshot_at
 from modelctl.traces import calls, coverage, spans
 from modelctl.traces.attribution import Context
 

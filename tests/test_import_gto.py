@@ -459,9 +459,9 @@ def test_progress_shows_on_a_terminal(repo: Path) -> None:
 
 
 def test_route_files_are_rendered_as_render_manifest_does() -> None:
-    from modelctl import manifests, yamlio
-    from modelctl.authoring import render_manifest
     from modelctl.importers.gto import _Routes
+    from modelctl.registry import manifests, yamlio
+    from modelctl.registry.authoring import render_manifest
 
     order = ["dev", "1", "null", "prod.eu", "yes"]
     routes = _Routes(order)

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE, ROOT, git
-from modelctl import schemas
+from modelctl.registry import schemas
 
 
 def test_committed_schemas_match_the_models() -> None:

@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from conftest import cli, git, make_registry, refs_snapshot
 from fakekeys import fake_keys
-from modelctl import commits, history
+from modelctl import history
 from modelctl.gitstore import GitStore
-from modelctl.registry import Location
+from modelctl.registry import commits
+from modelctl.registry.snapshot import Location
 
 ROUTE = "routes/support-bot.yaml"
 GPT5 = ("--model", "support-gpt@2026-05", "--prompt", "support-system@4")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modelctl import yamlio
 from modelctl.errors import ManifestError
+from modelctl.registry import yamlio
 
 BILLION_LAUGHS = (
     "a: &a ["

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl import history
-from modelctl.registry import locate, snapshot_at
+from modelctl.registry.snapshot import locate, snapshot_at
 
 
 def _id(seed: str, length: int) -> str:

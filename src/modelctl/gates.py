@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelctl import history, refs
+from modelctl import history
 from modelctl.errors import CheckFailed
-from modelctl.registry import Location, Snapshot
+from modelctl.registry import refs
+from modelctl.registry.snapshot import Location, Snapshot
 
 if TYPE_CHECKING:
-    from modelctl.policy import CommittedFiles
+    from modelctl.registry.policy import CommittedFiles
 
 _SHOWN = 5  # problems a refusal lists
 
@@ -107,7 +108,7 @@ def check_references(
     """Every model and prompt the binding names exists and is valid as `modelctl validate`
     checks it, and so is everything they name in turn; with `files` (the snapshot's committed
     files), pinned template and data files are checked against their digests too."""
-    from modelctl.policy import _binding_refs, check_closure
+    from modelctl.registry.policy import _binding_refs, check_closure
 
     roots = [(kind, text) for _, kind, text in _binding_refs(binding, "binding")]
     missing, problems = check_closure(snapshot, roots, files)
@@ -127,7 +128,7 @@ def check_references(
 
 
 def check_policy(snapshot: Snapshot, route: str, stage: str, binding: dict[str, Any]) -> GateResult:
-    from modelctl.policy import _binding_problems
+    from modelctl.registry.policy import _binding_problems
 
     settings = _stage_settings(snapshot, stage)
     problems = list(
@@ -228,7 +229,9 @@ def _eval_reasons(
         if snapshot.get(refs.parse_ref(judge, refs.Kind.JUDGE)) is None:
             reasons.append(f"its judge {judge} no longer exists")
             continue
-        from modelctl.policy import check_closure  # a judge pin is checked as validate would
+        from modelctl.registry.policy import (
+            check_closure,  # a judge pin is checked as validate would
+        )
 
         problems = check_closure(snapshot, [(refs.Kind.JUDGE, judge)], None)[1]
         if problems:

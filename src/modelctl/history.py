@@ -22,10 +22,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from modelctl import refs
 from modelctl.errors import GitError, UsageError
 from modelctl.gitstore.atomic import write_cache
-from modelctl.registry import Location
+from modelctl.registry import refs
+from modelctl.registry.snapshot import Location
 
 CACHE_FORMAT = 4  # 3: read with replace objects and grafts ignored; 4: trailers decoded
 LIFECYCLE_ACTIONS = ("deploy", "promote", "rollback", "import")
@@ -82,7 +82,7 @@ class Event:
     def reason(self) -> str | None:
         """`Modelctl-Reason`, with anything credential-shaped redacted: modelctl refuses to
         write one, but a commit made by hand may hold it, and history must not print it."""
-        from modelctl.secretscan import redact
+        from modelctl.registry.secretscan import redact
 
         text = self.trailers.get("reason")
         return redact(text) if text is not None else None
@@ -158,7 +158,7 @@ def parse_trailers(text: str) -> dict[str, str]:
     Lines end at a newline only, as git reads them: a carriage return or any other separator
     inside a value is part of that value, never the start of another trailer.
     """
-    from modelctl.commits import decode_value
+    from modelctl.registry.commits import decode_value
 
     out: dict[str, str] = {}
     for line in text.split("\n"):
@@ -232,7 +232,7 @@ def _parse_stages(raw: bytes, label: str) -> dict[str, Any] | None:
     No secret scan: history reports what a committed file said; `validate` and the hooks are
     where a secret in it is refused.
     """
-    from modelctl import validation
+    from modelctl.registry import validation
 
     data, problems = validation.check_file(label, raw, "routes", secrets=False)
     return dict(data.get("stages", {})) if data is not None and not problems else None

@@ -3,7 +3,7 @@
 Each command is an *intent* that is planned on the branch tip it will be committed on: the
 sequence number, the gates and (for promote) the binding being copied are computed from what
 is really there. When another writer wins the race the intent is planned again (see
-`modelctl.commits`); a promote whose source binding changed meanwhile stops instead of
+`modelctl.registry.commits`); a promote whose source binding changed meanwhile stops instead of
 promoting something the user did not ask for.
 """
 
@@ -17,10 +17,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelctl import commits, gates, history, manifests, policy, refs, suggest
+from modelctl import gates, history
 from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.gitstore import TagSpec
-from modelctl.registry import Location, Snapshot
+from modelctl.registry import commits, manifests, policy, refs, suggest
+from modelctl.registry.snapshot import Location, Snapshot
 
 Binding = dict[str, Any]
 
@@ -82,7 +83,7 @@ def make_binding(
     targets: list[dict[str, Any]], fallback: list[dict[str, Any]], policy: str | None
 ) -> Binding:
     """A canonical binding (as route files hold it) from command-line parts."""
-    from modelctl.validation import pydantic_problems
+    from modelctl.registry.validation import pydantic_problems
 
     fields: dict[str, Any] = {"targets": targets, "fallback": fallback}
     if policy:
@@ -190,7 +191,7 @@ def _check_stage(snapshot: Snapshot, stage: str, flag: str) -> None:
 def _check_refs(snapshot: Snapshot, binding: Binding) -> None:
     """Every version the command line names exists: a typo is a usage error with the nearest
     versions, not a failed gate."""
-    from modelctl.policy import _binding_refs
+    from modelctl.registry.policy import _binding_refs
 
     for _field, kind, text in _binding_refs(binding, "binding"):
         if snapshot.get(refs.parse_ref(text, kind)) is None:
@@ -198,7 +199,7 @@ def _check_refs(snapshot: Snapshot, binding: Binding) -> None:
 
 
 def _render_route(data: dict[str, Any], order: list[str]) -> bytes:
-    from modelctl.authoring import render_manifest
+    from modelctl.registry.authoring import render_manifest
 
     stages = data.get("stages", {})
     data = {**data, "stages": {s: stages[s] for s in order if s in stages}}

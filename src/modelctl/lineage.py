@@ -16,9 +16,10 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import gates, history, refs, suggest
+from modelctl import gates, history
 from modelctl.errors import UsageError
-from modelctl.registry import Entry, Location, Snapshot
+from modelctl.registry import refs, suggest
+from modelctl.registry.snapshot import Entry, Location, Snapshot
 
 FORMATS = ("tree", "json", "mermaid", "dot")
 DIRECTIONS = ("both", "up", "down")
@@ -206,7 +207,7 @@ def _ensure_artifact(graph: Graph, kind: refs.Kind, text: str) -> str:
 
 
 def _add_manifests(graph: Graph, snapshot: Snapshot) -> None:
-    from modelctl.policy import references
+    from modelctl.registry.policy import references
 
     for entry in snapshot.artifacts():
         node = _entry_node(entry)
@@ -339,7 +340,7 @@ def build(snapshot: Snapshot, records: dict[str, list[history.Record]]) -> Graph
 
 def _roots(snapshot: Snapshot, graph: Graph, text: str, stage: str | None) -> list[str]:
     """Node ids to start from: a version, an eval run, a route (all its stages) or a stage."""
-    from modelctl import catalog
+    from modelctl.registry import catalog
 
     if stage is not None:
         route = text.removeprefix("routes/").removeprefix("route/")
@@ -446,7 +447,7 @@ def lineage(
     stage: str | None = None,
 ) -> LineageResult:
     """The lineage of a version, eval run, route or route stage, as committed on the branch."""
-    from modelctl.registry import snapshot_at
+    from modelctl.registry.snapshot import snapshot_at
 
     if direction not in DIRECTIONS:
         raise UsageError(f"unknown direction {direction!r}", hint="use --up, --down or neither")

@@ -180,7 +180,7 @@ def list_rows(source: str, rows: list[Any]) -> None:
 
 
 def show_result(result: Any) -> None:
-    from modelctl import yamlio
+    from modelctl.registry import yamlio
 
     o = out()
     o.print(

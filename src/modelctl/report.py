@@ -16,8 +16,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modelctl import history, refs
-from modelctl.registry import Location, Snapshot, snapshot_at
+from modelctl import history
+from modelctl.registry import refs
+from modelctl.registry.snapshot import Location, Snapshot, snapshot_at
 
 
 @dataclass

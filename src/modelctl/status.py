@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import gates, history, refs, suggest
+from modelctl import gates, history
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
 from modelctl.gitstore.atomic import write_cache
-from modelctl.registry import Entry, Location, check_route, files_at, routes_at
+from modelctl.registry import refs, suggest
+from modelctl.registry.snapshot import Entry, Location, check_route, files_at, routes_at
 
 
 @dataclass

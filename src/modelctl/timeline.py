@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
 from modelctl import history
-from modelctl.registry import Location, check_route, routes_at
+from modelctl.registry.snapshot import Location, check_route, routes_at
 
 COLUMNS = (
     "route", "stage", "role", "model", "prompt", "weight", "fallback_position",

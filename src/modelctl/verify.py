@@ -49,10 +49,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from modelctl import history, progress, refs
+from modelctl import history, progress
 from modelctl.gitstore import Signature
 from modelctl.gitstore.atomic import write_atomic, write_cache
-from modelctl.registry import VERSIONED, Location
+from modelctl.registry import refs
+from modelctl.registry.snapshot import VERSIONED, Location
 
 FUTURE_SKEW = history.CLOCK_SKEW  # seconds a committer date may lie ahead of the clock
 _VERSIONED_PREFIXES = tuple(f"{c}/" for c in VERSIONED)
@@ -143,8 +144,8 @@ def _commits(loc: Location, revisions: str) -> list[_Commit]:
 def _pins(loc: Location, commits: list[_Commit]) -> dict[str, list[tuple[str, str]]]:
     """Commit id -> (manifest, pinned file) for each prompt template and local dataset file
     that a manifest added in that commit pins by digest; all blobs read by one process."""
-    from modelctl import yamlio
     from modelctl.errors import ManifestError
+    from modelctl.registry import yamlio
 
     wanted = {blob: (c.oid, path) for c in commits for path, blob in c.added.items()}
     out: dict[str, list[tuple[str, str]]] = {}
@@ -315,7 +316,7 @@ class _Audit:
         else:
             self.trust[commit.oid] = (self._signing_mode(commit), s.blob)
         if settings_path in touched:
-            from modelctl.registry import parse_entry
+            from modelctl.registry.snapshot import parse_entry
 
             oid = loc.store.object_at(commit.oid, loc.repo_path(settings_path))
             if oid is not None:

@@ -16,7 +16,7 @@ import typer
 from modelctl import __version__
 
 if TYPE_CHECKING:
-    from modelctl.registry import Location
+    from modelctl.registry.snapshot import Location
 
 app = typer.Typer(
     name="modelctl",
@@ -75,7 +75,7 @@ def root(
 
 def location() -> Location:
     """The registry holding the current folder."""
-    from modelctl.registry import locate
+    from modelctl.registry.snapshot import locate
 
     return locate(Path.cwd())
 

@@ -194,8 +194,9 @@ def dataset_verify(
     json_output: JsonOption = False,
 ) -> None:
     """Recompute the digests of local dataset files; exit 1 on any mismatch."""
-    from modelctl import datasets, render
-    from modelctl.registry import snapshot_at
+    from modelctl import render
+    from modelctl.registry import datasets
+    from modelctl.registry.snapshot import snapshot_at
 
     loc = location()
     checks = datasets.verify_datasets(snapshot_at(loc), loc.root, list(refs or []))

@@ -12,9 +12,10 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import history, refs, suggest
+from modelctl import history
 from modelctl.errors import ManifestError, Problem, UsageError
-from modelctl.registry import Location, Snapshot
+from modelctl.registry import refs, suggest
+from modelctl.registry.snapshot import Location, Snapshot
 
 _MODEL_FIELDS = (
     "provider", "provider_model", "aliases", "provider_key", "endpoint", "parameters",
@@ -161,7 +162,7 @@ def _release(loc: Location, route: str, stage: str, commit: str) -> Release | No
 def _route_binding(
     loc: Location, snapshot: Snapshot, route: str, stage: str
 ) -> tuple[RouteBinding | None, list[Problem]]:
-    from modelctl.policy import _binding_problems
+    from modelctl.registry.policy import _binding_problems
 
     entry = snapshot.require_route(route)
     if entry.data is None:
@@ -204,7 +205,7 @@ def _route_binding(
 
 def resolve(loc: Location, routes: list[str], stage: str, rev: str = "HEAD") -> Resolution:
     """What `stage` serves on each route at `rev`, resolved; every route when none is given."""
-    from modelctl.registry import snapshot_at
+    from modelctl.registry.snapshot import snapshot_at
 
     refs.check_name(stage, "stage name")
     snapshot = snapshot_at(loc, rev)

@@ -21,9 +21,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from modelctl import yamlio
 from modelctl.errors import ManifestError, Problem, UsageError
 from modelctl.export.bindings import Resolution, RouteBinding, Served
+from modelctl.registry import yamlio
 
 MAX_FALLBACKS = 5  # LiteLLM's default max_fallbacks
 STRATEGIES = {

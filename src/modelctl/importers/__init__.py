@@ -19,10 +19,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelctl import commits
 from modelctl.errors import ConflictError
 from modelctl.gitstore import LockHeld, RefMoved, TagSpec
-from modelctl.registry import Location
+from modelctl.registry import commits
+from modelctl.registry.snapshot import Location
 
 MAX_ATTEMPTS = 5
 _SCRATCH_BRANCH = "refs/heads/import"

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import commits, gates, manifests, progress, refs, secretscan, yamlio
+from modelctl import gates, progress
 from modelctl.errors import ConflictError, GitError, ModelctlError, UsageError
 from modelctl.gitstore import GitStore, TagSpec
 from modelctl.importers import Planned, write_history
@@ -41,7 +41,8 @@ from modelctl.importers.gto_tags import (
     read_indexes,
     read_tags,
 )
-from modelctl.registry import Location
+from modelctl.registry import commits, manifests, refs, secretscan, yamlio
+from modelctl.registry.snapshot import Location
 
 DEFAULT_STAGES = ("dev", "staging", "production")
 
@@ -182,7 +183,7 @@ def _text(value: str, limit: int = 4000) -> str:
 
 
 def _render(model: Any, path: str) -> bytes:
-    from modelctl.authoring import render_manifest
+    from modelctl.registry.authoring import render_manifest
 
     return render_manifest(model, path)
 
@@ -264,7 +265,7 @@ class _Routes:
 
 def _registry_files(name: str, stages: list[str]) -> dict[str, bytes | None]:
     """What `modelctl init` writes, with GTO's stages: no path between them, no gates."""
-    from modelctl import scaffold, schemas
+    from modelctl.registry import scaffold, schemas
 
     settings = manifests.build(
         "Registry",
@@ -454,7 +455,7 @@ def _warm_caches(loc: Location, tip: str) -> list[str]:
     The import is complete before this runs; a failure here is only reported.
     """
     from modelctl import history
-    from modelctl.registry import snapshot_at
+    from modelctl.registry.snapshot import snapshot_at
 
     try:
         snapshot_at(loc, tip)
@@ -508,7 +509,7 @@ def _read(store: GitStore, head: str) -> _Read:
 
 def import_gto(repo: Path, *, into: str | None = None, dry_run: bool = False) -> ImportResult:
     """Import the GTO registry of the repository at `repo` as a modelctl registry, all or nothing."""
-    from modelctl.scaffold import default_name
+    from modelctl.registry.scaffold import default_name
 
     started = time.perf_counter()
     loc = _location(repo, into)

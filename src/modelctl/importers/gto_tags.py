@@ -210,7 +210,7 @@ def commit_events(store: GitStore, commits_of: dict[str, set[str]]) -> list[Even
 def _load_yaml(raw: bytes, source: str) -> Any:
     """A GTO file read with the manifest loader's limits (size, depth, values; no aliases), its
     plain scalars resolved as YAML 1.2 (GTO's ruamel.yaml) does. Raises ManifestError."""
-    from modelctl import yamlio
+    from modelctl.registry import yamlio
 
     return yamlio.resolve_plain(yamlio.load(raw, source, with_lines=False).data)
 
@@ -242,7 +242,7 @@ def read_indexes(store: GitStore, revisions: list[str]) -> dict[str, dict[str, A
 def read_config_stages(root: Path) -> tuple[list[str], list[str]]:
     """The `stages` of GTO's `.gto` config (read from the work tree, as GTO does); notes."""
     from modelctl.errors import ManifestError
-    from modelctl.registry import read_limited
+    from modelctl.registry.snapshot import read_limited
 
     path = root / CONFIG_FILE
     if not path.is_file():

@@ -7,9 +7,10 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import gates, history, refs
+from modelctl import gates, history
 from modelctl.errors import UsageError
-from modelctl.registry import Location, snapshot_at
+from modelctl.registry import refs
+from modelctl.registry.snapshot import Location, snapshot_at
 from modelctl.traces import spans as span_io
 from modelctl.traces.attribution import Context, attribute, known_stage
 from modelctl.traces.calls import Memory, calls_in

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import refs
 from modelctl.errors import UsageError
-from modelctl.registry import (
+from modelctl.registry import refs
+from modelctl.registry.snapshot import (
     Entry,
     Location,
     Snapshot,
@@ -16,7 +16,7 @@ from modelctl.registry import (
     snapshot_at,
     unknown_route,
 )
-from modelctl.suggest import UnknownName
+from modelctl.registry.suggest import UnknownName
 
 LIST_KINDS = ("model", "prompt", "judge", "dataset", "route", "eval")
 _CATEGORY = {
@@ -136,7 +136,7 @@ def find(snapshot: Snapshot, text: str) -> Entry:
 
 def used_by(snapshot: Snapshot, entry: Entry) -> list[Usage]:
     """Every field of another manifest that references `entry`."""
-    from modelctl.policy import references
+    from modelctl.registry.policy import references
 
     place = refs.classify_path(entry.path)
     if place is None or place.version is None or entry.category not in {k.value for k in refs.Kind}:

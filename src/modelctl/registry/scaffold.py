@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from modelctl import commits, refs
 from modelctl.errors import ConflictError
 from modelctl.gitstore import GitStore, run_git
 from modelctl.gitstore.atomic import file_mode, write_atomic
-from modelctl.registry import Location
+from modelctl.registry import commits, refs
+from modelctl.registry.snapshot import Location
 
 FOLDERS = ("models", "prompts", "judges", "datasets", "evals", "routes")
 
@@ -70,7 +70,7 @@ def _existing(root: Path) -> list[str]:
 
 def init(path: Path, *, name: str | None = None, commit: bool = True) -> InitResult:
     """Create a registry at `path` (and a git repository when there is none)."""
-    from modelctl import schemas
+    from modelctl.registry import schemas
 
     root = path.resolve()
     existing = _existing(root) if root.exists() else []

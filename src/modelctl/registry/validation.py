@@ -1,7 +1,7 @@
 """Checks of one file on its own: strict YAML, kind, schema, path, secrets.
 
 Every problem becomes `path:line: field: message`; a file's problems are all reported together.
-Checks that need several files (references, stages, immutability) live in `modelctl.policy`.
+Checks that need several files (references, stages, immutability) live in `modelctl.registry.policy`.
 """
 
 from __future__ import annotations
@@ -10,8 +10,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelctl import manifests, refs, secretscan, yamlio
 from modelctl.errors import ManifestError, Problem
+from modelctl.registry import manifests, refs, secretscan, yamlio
 
 _EXPECTED_FOLDER = {v: k for k, v in manifests.CATEGORY_KIND.items()}
 

@@ -90,7 +90,7 @@ class Document:
 def _fail(source: str, message: str, line: int | None = None) -> ManifestError:
     """Every loader error goes through here; the text it quotes from the file (a key, an anchor,
     a tag, the parser's context) is redacted where it looks like a credential."""
-    from modelctl.secretscan import redact
+    from modelctl.registry.secretscan import redact
 
     return ManifestError([Problem(source, "", redact(message), line)])
 

@@ -16,14 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import refs
 from modelctl.errors import GitError, Problem, RegistryNotFound, UsageError
 from modelctl.gitstore import GitStore, blob_id
 from modelctl.gitstore.atomic import write_cache
-from modelctl.suggest import UnknownName
+from modelctl.registry import refs
+from modelctl.registry.suggest import UnknownName
 
 CACHE_FORMAT = 4  # 4: read with replace objects and grafts ignored (older may hold them)
-MAX_MANIFEST_BYTES = 1024 * 1024  # the strict loader's limit (modelctl.yamlio.MAX_BYTES)
+MAX_MANIFEST_BYTES = 1024 * 1024  # the strict loader's limit (modelctl.registry.yamlio.MAX_BYTES)
 # Kind folders whose files are immutable once committed.
 VERSIONED = ("models", "prompts", "judges", "datasets", "evals")
 
@@ -173,7 +173,7 @@ def locate_at(root: Path) -> Location:
 
 def parse_entry(path: str, raw: bytes, oid: str | None, category: str) -> Entry:
     """Parse and validate one registry file; problems are collected, never raised."""
-    from modelctl import validation  # pydantic and PyYAML load only when a file is parsed
+    from modelctl.registry import validation  # pydantic and PyYAML load only when a file is parsed
 
     data, problems = validation.check_file(path, raw, category)
     return Entry(path, category, oid, data, problems)

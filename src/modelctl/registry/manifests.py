@@ -1,7 +1,7 @@
 """Pydantic models of every manifest kind; `schemas/` is generated from these.
 
 Fields follow docs/registry-format.md. Every model forbids unknown fields and non-finite numbers;
-names, versions and references are checked by `modelctl.refs`, so the same rule applies whether a
+names, versions and references are checked by `modelctl.registry.refs`, so the same rule applies whether a
 name arrives on the command line or in a file.
 """
 
@@ -21,8 +21,8 @@ from pydantic import (
     model_validator,
 )
 
-from modelctl import refs, yamlio
-from modelctl.secretscan import SECRET_REF_PATTERN
+from modelctl.registry import refs, yamlio
+from modelctl.registry.secretscan import SECRET_REF_PATTERN
 
 API_VERSION = "modelctl/v1"
 

@@ -17,7 +17,7 @@ DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 
 def _models() -> dict[str, Any]:
-    from modelctl import manifests
+    from modelctl.registry import manifests
 
     return {f"{name.lower()}.json": cls for name, cls in manifests.KINDS.items()}
 
@@ -57,7 +57,7 @@ def drift(folder: Path) -> list[str]:
 
 def shipped_dir() -> Path:
     """Where the installed schemas are: inside the package (wheel) or the source tree."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     for candidate in (package / "schemas", package.parent.parent / "schemas"):
         if (candidate / "model.json").is_file():
             return candidate

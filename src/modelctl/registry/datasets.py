@@ -140,7 +140,7 @@ class DatasetCheck:
 
 def verify_datasets(snapshot: Any, root: Path, wanted: list[str]) -> list[DatasetCheck]:
     """Recompute digests of local dataset files; remote ones are reported as not checkable."""
-    from modelctl import refs
+    from modelctl.registry import refs
 
     manifests = [e.data for e in snapshot.artifacts("datasets") if e.data is not None]
     if wanted:

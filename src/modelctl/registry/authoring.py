@@ -9,10 +9,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelctl import commits, manifests, policy, refs, yamlio
 from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.gitstore.atomic import file_mode, write_atomic
-from modelctl.registry import Entry, Location, Snapshot, parse_entry, snapshot_worktree
+from modelctl.registry import commits, manifests, policy, refs, yamlio
+from modelctl.registry.snapshot import Entry, Location, Snapshot, parse_entry, snapshot_worktree
 
 SCHEMA_DIR = ".modelctl/schemas"
 
@@ -30,7 +30,7 @@ class AddResult:
 
 def from_fields(kind: str, fields: dict[str, Any], source: str = "command line") -> Any:
     """Validate manifest fields given on the command line; ManifestError names each bad flag."""
-    from modelctl.validation import pydantic_problems
+    from modelctl.registry.validation import pydantic_problems
 
     clean = {k: v for k, v in fields.items() if v is not None and v != [] and v != {}}
     try:
@@ -151,7 +151,7 @@ def _read_disk(loc: Location, path: str) -> bytes | None:
 
 def add_file(loc: Location, manifest: Path, *, commit: bool = True) -> AddResult:
     """`modelctl add --file`: validate a manifest file and add it at its canonical path."""
-    from modelctl.validation import parse_manifest
+    from modelctl.registry.validation import parse_manifest
 
     if not manifest.is_file():
         raise UsageError(f"{manifest} does not exist or is not a file")
@@ -184,7 +184,7 @@ def dataset_file(
     loc: Location, name: str, version: str, file: Path
 ) -> tuple[str, dict[str, bytes], Any]:
     """Inspect a local JSONL dataset: (registry uri, files to commit, stats)."""
-    from modelctl.datasets import inspect_jsonl
+    from modelctl.registry.datasets import inspect_jsonl
 
     if not file.is_file():
         raise UsageError(f"dataset file {file} does not exist")

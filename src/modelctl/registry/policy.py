@@ -12,11 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import refs
-from modelctl.datasets import content_digest, file_digest
 from modelctl.errors import Problem, UsageError
 from modelctl.gitstore.atomic import write_cache
-from modelctl.registry import VERSIONED, Entry, Location, Snapshot
+from modelctl.registry import refs
+from modelctl.registry.datasets import content_digest, file_digest
+from modelctl.registry.snapshot import VERSIONED, Entry, Location, Snapshot
 
 ReadFile = Callable[[str], bytes | None]
 # A registry file's sha256 (hex), or None when there is no such file.
@@ -347,7 +347,7 @@ def validate(
     rev: str | None = None,
 ) -> ValidateResult:
     """Check the work tree (or `rev`) against every rule, and immutability against `base`."""
-    from modelctl.registry import snapshot_at, snapshot_worktree
+    from modelctl.registry.snapshot import snapshot_at, snapshot_worktree
 
     store = loc.store
     base_snapshot = None
@@ -436,8 +436,8 @@ def _field_path(field_name: str) -> tuple[str | int, ...]:
 
 def _with_lines(problems: list[Problem], read: ReadFile) -> list[Problem]:
     """Add line numbers to cross-file problems by finding their field in the file."""
-    from modelctl import yamlio
     from modelctl.errors import ManifestError
+    from modelctl.registry import yamlio
 
     docs: dict[str, yamlio.Document | None] = {}
     out = []

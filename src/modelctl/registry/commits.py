@@ -17,7 +17,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from modelctl import refs
 from modelctl.errors import ConflictError, GitError, UsageError
 from modelctl.gitstore import (
     SIGNING_HINT,
@@ -29,7 +28,8 @@ from modelctl.gitstore import (
     TagSpec,
     TagTaken,
 )
-from modelctl.registry import Location, Snapshot, empty_snapshot, snapshot_at
+from modelctl.registry import refs
+from modelctl.registry.snapshot import Location, Snapshot, empty_snapshot, snapshot_at
 
 MAX_ATTEMPTS = 20
 _TAGS = f"refs/tags/{refs.TAG_PREFIX}/"  # the remote's lifecycle tags, fetched with its branch
@@ -328,7 +328,7 @@ def trailers(**values: str | int | None) -> str:
     by `encode_value`, so no byte of it can be read back as another trailer, another line or
     a separator; `history.parse_trailers` decodes it symmetrically.
     """
-    from modelctl import secretscan
+    from modelctl.registry import secretscan
 
     lines = []
     for key, value in values.items():
