@@ -2,7 +2,7 @@
 
 The registry is written with one `git fast-import` stream: a first commit with the settings
 and the models, then one commit per lifecycle event changing one `routes/r<N>.yaml` (with a
-`match:` block naming the route's agent) with the trailers `modelctl.lifecycle` writes, plus
+`match:` block naming the route's agent) with the trailers `modelctl.lifecycle.actions` writes, plus
 the annotated tag `modelctl/r<N>/<stage>/<seq>` of each. Routes cycle deploy dev -> promote
 staging -> promote production, the binding moving through four model versions.
 

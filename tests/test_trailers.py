@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 
 from conftest import cli, git, make_registry, refs_snapshot
 from fakekeys import fake_keys
-from modelctl import history
 from modelctl.gitstore import GitStore
+from modelctl.lifecycle import history
 from modelctl.registry import commits
 from modelctl.registry.snapshot import Location
 

@@ -14,7 +14,7 @@ import random
 from pathlib import Path
 from typing import Any
 
-from modelctl import history
+from modelctl.lifecycle import history
 from modelctl.registry.snapshot import locate, snapshot_at
 
 

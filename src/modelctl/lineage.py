@@ -16,8 +16,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import gates, history
 from modelctl.errors import UsageError
+from modelctl.lifecycle import gates, history
 from modelctl.registry import refs, suggest
 from modelctl.registry.snapshot import Entry, Location, Snapshot
 

@@ -311,7 +311,7 @@ def _restore_lines(restore: Any) -> None:
 
 
 def _summary(binding: Any) -> str:
-    from modelctl.gates import summary
+    from modelctl.lifecycle.gates import summary
 
     return summary(binding)
 
@@ -505,7 +505,7 @@ def dataset_checks(checks: list[Any]) -> None:
 def _t(epoch: float | None) -> str:
     if epoch is None:
         return ""
-    from modelctl.history import iso
+    from modelctl.lifecycle.history import iso
 
     return iso(int(epoch))
 

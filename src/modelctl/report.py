@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from modelctl import history
+from modelctl.lifecycle import history
 from modelctl.registry import refs
 from modelctl.registry.snapshot import Location, Snapshot, snapshot_at
 

@@ -13,7 +13,7 @@ import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 
-from modelctl import history
+from modelctl.lifecycle import history
 from modelctl.registry.snapshot import Location, check_route, routes_at
 
 COLUMNS = (

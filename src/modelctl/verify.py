@@ -49,9 +49,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from modelctl import history, progress
+from modelctl import progress
 from modelctl.gitstore import Signature
 from modelctl.gitstore.atomic import write_atomic, write_cache
+from modelctl.lifecycle import history
 from modelctl.registry import refs
 from modelctl.registry.snapshot import VERSIONED, Location
 

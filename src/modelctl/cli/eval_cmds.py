@@ -158,8 +158,9 @@ def gate(
     json_output: JsonOption = False,
 ) -> None:
     """Would `promote ROUTE --to STAGE` pass its gates? Writes nothing; exit 1 when not."""
-    from modelctl import lifecycle, render
-    from modelctl.gates import GateFailed
+    from modelctl import render
+    from modelctl.lifecycle import actions as lifecycle
+    from modelctl.lifecycle.gates import GateFailed
 
     try:
         result = lifecycle.promote(location(), route, to, canary=canary, dry_run=True)

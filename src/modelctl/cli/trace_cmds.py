@@ -38,7 +38,7 @@ def _unit(text: str | None) -> float | None:
 
 def _duration(text: str, flag: str = "--grace") -> float:
     from modelctl.errors import UsageError
-    from modelctl.history import parse_duration
+    from modelctl.lifecycle.history import parse_duration
 
     value = parse_duration(text)
     if value is None:
@@ -47,7 +47,7 @@ def _duration(text: str, flag: str = "--grace") -> float:
 
 
 def _time(text: str, flag: str) -> float:
-    from modelctl.history import user_time
+    from modelctl.lifecycle.history import user_time
 
     return user_time(text, flag)[0].timestamp()
 

@@ -12,8 +12,8 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import history
 from modelctl.errors import ManifestError, Problem, UsageError
+from modelctl.lifecycle import history
 from modelctl.registry import refs, suggest
 from modelctl.registry.snapshot import Location, Snapshot
 

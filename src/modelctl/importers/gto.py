@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import gates, progress
+from modelctl import progress
 from modelctl.errors import ConflictError, GitError, ModelctlError, UsageError
 from modelctl.gitstore import GitStore, TagSpec
 from modelctl.importers import Planned, write_history
@@ -41,6 +41,7 @@ from modelctl.importers.gto_tags import (
     read_indexes,
     read_tags,
 )
+from modelctl.lifecycle import gates
 from modelctl.registry import commits, manifests, refs, secretscan, yamlio
 from modelctl.registry.snapshot import Location
 
@@ -454,7 +455,7 @@ def _warm_caches(loc: Location, tip: str) -> list[str]:
 
     The import is complete before this runs; a failure here is only reported.
     """
-    from modelctl import history
+    from modelctl.lifecycle import history
     from modelctl.registry.snapshot import snapshot_at
 
     try:

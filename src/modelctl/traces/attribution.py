@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import history
+from modelctl.lifecycle import history
 from modelctl.registry import suggest
 from modelctl.registry.snapshot import Location, Snapshot
 from modelctl.traces.fields import FALLBACK_GROUP, Call

@@ -7,8 +7,8 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import gates, history
 from modelctl.errors import UsageError
+from modelctl.lifecycle import gates, history
 from modelctl.registry import refs
 from modelctl.registry.snapshot import Location, snapshot_at
 from modelctl.traces import spans as span_io
@@ -50,7 +50,7 @@ class Explanation:
 
 
 def _iso(t: float | None) -> str | None:
-    from modelctl.history import iso
+    from modelctl.lifecycle.history import iso
 
     return iso(int(t)) if t is not None else None
 
@@ -144,7 +144,7 @@ def explain(
     event = verdict.event
     event_info = eval_info = dataset_info = None
     if event is not None:
-        from modelctl.status import signatures
+        from modelctl.lifecycle.status import signatures
 
         sig = signatures(loc, [event.commit], snapshot.commit or event.commit).get(event.commit)
         event_info = {

@@ -11,10 +11,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from modelctl import gates, history
 from modelctl.errors import UsageError
 from modelctl.gitstore import Signature
 from modelctl.gitstore.atomic import write_cache
+from modelctl.lifecycle import gates, history
 from modelctl.registry import refs, suggest
 from modelctl.registry.snapshot import Entry, Location, check_route, files_at, routes_at
 
@@ -145,7 +145,7 @@ def canary_view(stage_events: list[history.Event]) -> CanaryView | None:
     start = history.canary_start(stage_events)
     if start is None:
         return None
-    from modelctl.lifecycle import target_keys
+    from modelctl.lifecycle.actions import target_keys
 
     first, last = stage_events[start], stage_events[-1]
     before = target_keys(first.previous)

@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from modelctl import history
 from modelctl.errors import CheckFailed
+from modelctl.lifecycle import history
 from modelctl.registry import refs
 from modelctl.registry.snapshot import Location, Snapshot
 

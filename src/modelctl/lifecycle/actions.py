@@ -17,9 +17,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from modelctl import gates, history
 from modelctl.errors import ConflictError, ManifestError, UsageError
 from modelctl.gitstore import TagSpec
+from modelctl.lifecycle import gates, history
 from modelctl.registry import commits, manifests, policy, refs, suggest
 from modelctl.registry.snapshot import Location, Snapshot
 
