@@ -220,7 +220,7 @@ MESSAGE = st.lists(
 @settings(max_examples=20, deadline=None)
 @given(st.lists(MESSAGE, min_size=1, max_size=4))
 def test_no_message_anyone_wrote_crashes_history_or_verify(messages: list[bytes]) -> None:
-    from modelctl import verify
+    from modelctl.audit import verify
 
     with _scratch_registry() as (repo, store):
         tip = git(repo, "rev-parse", "HEAD")

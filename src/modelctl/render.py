@@ -834,7 +834,7 @@ def _node_line(node: Any, prefix: str = "", suffix: str = "") -> str:
 def _lineage_branch(
     tree: Any, children: _Children, node_id: str, side: str, seen: set[str]
 ) -> None:
-    from modelctl import lineage
+    from modelctl.audit import lineage
 
     for edge, child in children.get((side, node_id), []):
         up_text, down_text = lineage.RELATIONS[edge.relation]
@@ -1004,7 +1004,7 @@ def _mermaid_text(text: str) -> str:
 
 def lineage_mermaid(result: Any) -> str:
     """A Mermaid flowchart (GitHub renders it in a ```mermaid block), upstream on the left."""
-    from modelctl import lineage
+    from modelctl.audit import lineage
 
     ids = {node.id: f"n{i}" for i, node in enumerate(result.nodes)}
     lines = ["flowchart LR"]
@@ -1048,7 +1048,7 @@ def _dot_text(text: str) -> str:
 
 def lineage_dot(result: Any) -> str:
     """A Graphviz digraph (`dot -Tsvg`), upstream on the left."""
-    from modelctl import lineage
+    from modelctl.audit import lineage
 
     lines = ["digraph lineage {", "  rankdir=LR;", '  node [fontname="Helvetica"];']
     roots = set(result.roots)

@@ -237,7 +237,7 @@ def verify(
     """Audit the history: signatures, tags, sequences, dates, immutability, unattested changes,
     and rollback against the last verified commit (the checkpoint) and pinned anchors."""
     from modelctl import render
-    from modelctl import verify as core
+    from modelctl.audit import verify as core
 
     loc = location()
     result = core.verify(loc, since, core.pinned_guard(loc, list(trust or []), accept_rewrite))

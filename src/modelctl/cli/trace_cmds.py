@@ -164,7 +164,7 @@ def report(
 ) -> None:
     """The five maturity signals; Markdown goes to $GITHUB_STEP_SUMMARY too when it is set."""
     from modelctl import render
-    from modelctl import report as core
+    from modelctl.audit import report as core
     from modelctl.errors import UsageError
 
     if format not in ("table", "json", "markdown"):
@@ -191,7 +191,7 @@ def timeline(
 ) -> None:
     """Every binding interval (route, stage, target, weight, fallback position, validity)."""
     from modelctl import render
-    from modelctl import timeline as core
+    from modelctl.audit import timeline as core
     from modelctl.errors import UsageError
 
     if json_output:
