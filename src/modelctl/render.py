@@ -807,7 +807,7 @@ def write_chunks(chunks: Any, output: Any) -> None:
         for chunk in chunks:
             sys.stdout.write(chunk)
         return
-    from modelctl.export import write_text
+    from modelctl.integrations.export import write_text
 
     write_text(Path(output), chunks)  # whole or not at all, whatever fails while writing
     success(f"wrote {output}")

@@ -3,7 +3,7 @@
 Each GTO artifact becomes a model (one manifest per version) and a route of the same name; GTO's
 stages (the `.gto` config's order, then the others its tags use, well-known names such as
 dev, staging and prod in their usual order) become the registry's stages, the path. GTO's
-events are replayed in time order through GTO's own rules (`modelctl.importers.gto_tags`), and
+events are replayed in time order through GTO's own rules (`modelctl.integrations.importers.gto_tags`), and
 each time what a stage shows changes, one lifecycle commit (action `import`) with its
 `modelctl/<route>/<stage>/<seq>` tag records it, so `modelctl status` ends where `gto show` is
 and `modelctl history` tells how it got there. Tags GTO would not read are listed, not imported.
@@ -27,8 +27,8 @@ from typing import Any
 from modelctl import progress
 from modelctl.errors import ConflictError, GitError, ModelctlError, UsageError
 from modelctl.gitstore import GitStore, TagSpec
-from modelctl.importers import Planned, write_history
-from modelctl.importers.gto_tags import (
+from modelctl.integrations.importers import Planned, write_history
+from modelctl.integrations.importers.gto_tags import (
     EVENT_NAMES,
     INDEX_FILE,
     Event,

@@ -18,9 +18,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from modelctl.demo_traces import FALLBACK_TRACE
 from modelctl.errors import CheckFailed, UsageError
 from modelctl.gitstore import run_git
+from modelctl.integrations.demo_traces import FALLBACK_TRACE
 
 DEMO_IDENTITY = {"user.name": "modelctl demo", "user.email": "demo@modelctl.invalid"}
 ROUTE = "support-bot"
@@ -49,7 +49,7 @@ class DemoResult:
 
 
 def _bundled(name: str) -> Path:
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     for candidate in (package / "examples" / name, package.parent.parent / "examples" / name):
         if candidate.is_dir():
             return candidate
@@ -129,7 +129,7 @@ def _write_outputs(repo: Path) -> str:
 
 
 def _export_spans(repo: Path) -> str:
-    from modelctl.demo_traces import write_traces
+    from modelctl.integrations.demo_traces import write_traces
 
     write_traces(repo, repo / SPANS)
     return f"the gateway's OpenTelemetry Collector exported the week's production spans to {SPANS}"

@@ -22,7 +22,7 @@ from decimal import Decimal
 from typing import Any
 
 from modelctl.errors import ManifestError, Problem, UsageError
-from modelctl.export.bindings import Resolution, RouteBinding, Served
+from modelctl.integrations.export.bindings import Resolution, RouteBinding, Served
 from modelctl.registry import yamlio
 
 MAX_FALLBACKS = 5  # LiteLLM's default max_fallbacks
