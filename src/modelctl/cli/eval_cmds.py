@@ -90,8 +90,8 @@ def run(
     json_output: JsonOption = False,
 ) -> None:
     """Score both sides, compare them per cohort, record the EvalRun; exit 1 on a failing verdict."""
-    from modelctl import progress
     from modelctl.evals import evaluators, runner
+    from modelctl.render import progress
 
     _check_missing(allow_missing)
     request = runner.EvalRequest(

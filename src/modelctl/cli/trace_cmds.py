@@ -101,7 +101,8 @@ def coverage(
     json_output: JsonOption = False,
 ) -> None:
     """Trace-to-version coverage, with the blind spots grouped by reason."""
-    from modelctl import progress, render
+    from modelctl import render
+    from modelctl.render import progress
     from modelctl.traces.coverage import coverage as core
 
     assumed = _time(assume_time, "--assume-time") if assume_time else None
