@@ -49,12 +49,12 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from modelctl import progress
 from modelctl.gitstore import Signature
 from modelctl.gitstore.atomic import write_atomic, write_cache
 from modelctl.lifecycle import history
 from modelctl.registry import refs
 from modelctl.registry.snapshot import VERSIONED, Location
-from modelctl.render import progress
 
 FUTURE_SKEW = history.CLOCK_SKEW  # seconds a committer date may lie ahead of the clock
 _VERSIONED_PREFIXES = tuple(f"{c}/" for c in VERSIONED)

@@ -71,6 +71,11 @@ def root(
         except OSError as exc:
             raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}") from None
     ctx.obj = Globals(debug=debug)
+    # Core code reports the progress of long work; the terminal draws it (stderr, a tty only).
+    from modelctl import progress
+    from modelctl.render.progress import bar
+
+    progress.install(bar)
 
 
 def location() -> Location:

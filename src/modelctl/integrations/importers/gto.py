@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from modelctl import progress
 from modelctl.errors import ConflictError, GitError, ModelctlError, UsageError
 from modelctl.gitstore import GitStore, TagSpec
 from modelctl.integrations.importers import Planned, write_history
@@ -43,7 +44,6 @@ from modelctl.integrations.importers.gto_tags import (
 from modelctl.lifecycle import gates
 from modelctl.registry import commits, manifests, refs, secretscan, yamlio
 from modelctl.registry.snapshot import Location
-from modelctl.render import progress
 
 DEFAULT_STAGES = ("dev", "staging", "production")
 
