@@ -113,10 +113,7 @@ def _commits(loc: Location, revisions: str) -> list[_Commit]:
 
     A merge's changes are those against its first parent: what it brought onto the branch.
     """
-    entries = loc.store.records(
-        "log", _FIELDS, "--no-show-signature", "--first-parent", "--no-renames", "--raw",
-        "--no-abbrev", "--diff-merges=first-parent", "--reverse", "--end-of-options", revisions,
-    )  # fmt: skip
+    entries = loc.store.first_parent_log(_FIELDS, revisions, oldest_first=True, merge_changes=True)
     out = []
     for (oid, parents, ctime, trailers), rest in entries:
         changes, added = [], {}
@@ -689,8 +686,7 @@ def _tag_rows(loc: Location, names: list[str] | None = None) -> Iterator[list[st
     """(ref, object type, tag header, target, object) of lifecycle tags: all, or `names`."""
     patterns = [f"refs/tags/{refs.TAG_PREFIX}/"] if names is None else names
     for i in range(0, len(patterns), 500):
-        for row, _ in loc.store.records("for-each-ref", _TAG_FIELDS, *patterns[i : i + 500]):
-            yield row
+        yield from loc.store.ref_fields(_TAG_FIELDS, patterns[i : i + 500])
 
 
 def _judge_tag(
@@ -760,12 +756,9 @@ def _judge_tags(
     def settle() -> _Tags:
         if not off:
             return tags
-        ahead = set(
-            loc.store.out(
-                "for-each-ref", "--format=%(refname)", "--contains", tip, "--end-of-options",
-                *sorted(off) if len(off) <= 500 else [f"refs/tags/{refs.TAG_PREFIX}/"],
-            ).splitlines()
-        )  # fmt: skip
+        ahead = loc.store.refs_containing(
+            tip, sorted(off) if len(off) <= 500 else [f"refs/tags/{refs.TAG_PREFIX}/"]
+        )
         for ref, (verdict, _target) in sorted(off.items()):
             if ref in ahead:
                 tags.ahead.append(ref)
@@ -779,10 +772,8 @@ def _judge_tags(
         for row in _tag_rows(loc):
             judge(row)
         return settle()
-    listing = loc.store.out(
-        "for-each-ref", "--format=%(refname) %(objectname)", f"refs/tags/{refs.TAG_PREFIX}/"
-    )
-    listed = set(listing.splitlines())  # "<ref> <object>", as `fine` is keyed
+    listing = loc.store.ref_objects(f"refs/tags/{refs.TAG_PREFIX}/")
+    listed = {f"{ref} {oid}" for ref, oid in listing.items()}  # as `fine` is keyed
     kept = listed & cached.fine.keys()
     tags.fine = cached.fine if len(kept) == len(cached.fine) else {k: cached.fine[k] for k in kept}
     again: list[str] = []

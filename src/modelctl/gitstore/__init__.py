@@ -140,6 +140,12 @@ def run_git(
     return proc
 
 
+def committer_ident(cwd: Path) -> str:
+    """The committer identity git would use in `cwd` (a repository or not); GitError with
+    git's own hint when none is set."""
+    return run_git(["var", "GIT_COMMITTER_IDENT"], cwd=cwd).stdout.decode("utf-8", "replace")
+
+
 def raise_for(
     args: list[str], proc: subprocess.CompletedProcess[bytes], cwd: Path | None = None
 ) -> NoReturn:
@@ -625,7 +631,139 @@ class GitStore:
                 pairs.append((key, value))
         return pairs
 
+    # --- questions the layers above ask (each builds its own git arguments here) ----------------
+
+    def first_parent_log(
+        self,
+        fields: Sequence[str],
+        revisions: str,
+        pathspecs: Sequence[str] = (),
+        *,
+        oldest_first: bool = False,
+        merge_changes: bool = False,
+    ) -> list[tuple[list[str], str]]:
+        """The first-parent commits in `revisions` (a tip or a range) touching `pathspecs` (all
+        when empty), newest first unless `oldest_first`: per commit its `fields` and its
+        `--raw` change lines (full object ids, no rename detection). `merge_changes`: a merge
+        lists its changes against its first parent (what it brought onto the branch); without
+        it a merge lists none."""
+        args = ["--no-show-signature", "--first-parent", "--no-renames", "--raw", "--no-abbrev"]
+        if merge_changes:
+            args.append("--diff-merges=first-parent")
+        if oldest_first:
+            args.append("--reverse")
+        args += ["--end-of-options", revisions]
+        if pathspecs:
+            args += ["--", *pathspecs]
+        return self.records("log", fields, *args)
+
+    def commit_fields(self, commits: Sequence[str], fields: Sequence[str]) -> list[list[str]]:
+        """`fields` of each of `commits` (no history walk), in their order; `%cd` is raw
+        (`<epoch> <offset>`). A commit that does not exist fails as git does."""
+        rows = self.records(
+            "log", fields, "--no-show-signature", "--no-walk=unsorted", "--stdin", "--date=raw",
+            stdin="".join(f"{c}\n" for c in commits).encode(),
+        )  # fmt: skip
+        return [row for row, _ in rows]
+
+    def committer_time(self, commit: str) -> str:
+        """A commit's committer time as git prints it (`%ct`: seconds, or nothing)."""
+        return self.out(
+            "show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit
+        )
+
+    def first_parent_history(self, tip: str) -> list[str]:
+        """Every commit along `tip`'s first parents, `tip` first."""
+        return self.out("rev-list", "--first-parent", "--end-of-options", tip).split()
+
+    def ref_fields(self, fields: Sequence[str], patterns: Sequence[str]) -> list[list[str]]:
+        """`fields` (for-each-ref atoms) of every ref matching `patterns` (full names or folders
+        such as `refs/tags/`), in ref-name order."""
+        return [row for row, _ in self.records("for-each-ref", fields, *patterns)]
+
+    def ref_objects(self, pattern: str) -> dict[str, str]:
+        """Every ref under `pattern` (such as `refs/tags/modelctl/`) -> the object it names."""
+        listing = self.out("for-each-ref", "--format=%(refname) %(objectname)", pattern)
+        pairs = (line.partition(" ") for line in listing.splitlines() if line)
+        return {ref: oid for ref, _, oid in pairs}
+
+    def has_refs(self, pattern: str) -> bool:
+        """Whether any ref lives under `pattern` (such as `refs/tags/modelctl/`)."""
+        return bool(self.out("for-each-ref", "--count=1", "--format=%(refname)", pattern))
+
+    def refs_containing(self, commit: str, patterns: Sequence[str]) -> set[str]:
+        """The refs among `patterns` whose target has `commit` in its history."""
+        listing = self.out(
+            "for-each-ref", "--format=%(refname)", "--contains", commit, "--end-of-options",
+            *patterns,
+        )  # fmt: skip
+        return set(listing.splitlines())
+
+    def names_in(self, commit: str, folder: str) -> list[str]:
+        """The names of the entries of `folder` at `commit` (one `ls-tree`); none when the
+        folder is not there."""
+        proc = self.git(
+            "ls-tree", "-z", "--name-only", "--end-of-options", f"{commit}:{folder}", check=False
+        )
+        if proc.returncode != 0:
+            return []
+        return [n for n in proc.stdout.decode("utf-8", "surrogateescape").split("\0") if n]
+
+    def blob_ids(self, specs: Sequence[str]) -> list[str | None]:
+        """The blob each `REV:PATH` names, in order (one `cat-file --batch-check`); None where
+        there is none, or it is not a blob."""
+        out = self.git("cat-file", "--batch-check", stdin="".join(f"{s}\n" for s in specs).encode())
+        ids: list[str | None] = []
+        for line in out.stdout.decode().splitlines():
+            parts = line.split()
+            ids.append(parts[0] if len(parts) == 3 and parts[1] == "blob" else None)
+        return ids
+
+    def set_config(self, key: str, value: str) -> None:
+        """Set `key` in this repository's own git config."""
+        self.git("config", "--local", key, value)
+
+    def commit_all(self, message: str, date: str) -> None:
+        """Commit everything in the work tree with `git add -A` and `git commit` (the user's
+        own path, hooks and signing settings), dated `date` (author and committer)."""
+        self.git("add", "-A")
+        self.git(
+            "commit", "-q", "-m", message,
+            env={"GIT_AUTHOR_DATE": date, "GIT_COMMITTER_DATE": date},
+        )  # fmt: skip
+
     # --- writing --------------------------------------------------------------------------------
+
+    def create_tag_ref(self, name: str, oid: str) -> bool:
+        """Point `refs/tags/<name>` at `oid` unless that tag exists; whether it was created."""
+        proc = self.git(
+            "update-ref", "-m", "modelctl", f"refs/tags/{name}", oid, ZERO_OID, check=False
+        )
+        return proc.returncode == 0
+
+    def fast_import(self, stream: bytes, head: str) -> dict[str, str]:
+        """Write the objects of a `git fast-import` `stream` without moving any ref here: the
+        refs it makes land in a throwaway git directory that shares this repository's objects
+        (its HEAD is `head`). Returns those refs -> object ids."""
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        scratch = Path(tempfile.mkdtemp(prefix="import-", dir=self.state_dir))
+        try:
+            (scratch / "refs" / "heads").mkdir(parents=True)
+            (scratch / "refs" / "tags").mkdir()
+            (scratch / "objects").mkdir()
+            (scratch / "HEAD").write_text(f"ref: {head}\n")
+            objects = self.common_dir / "objects"
+            env = {"GIT_DIR": str(scratch), "GIT_OBJECT_DIRECTORY": str(objects)}
+            alternates = objects / "info" / "alternates"
+            if alternates.exists():
+                alternate = os.pathsep.join(alternates.read_text().split())
+                env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = alternate
+            self.git("fast-import", "--quiet", "--done", "--date-format=raw", stdin=stream, env=env)
+            listing = self.out("for-each-ref", "--format=%(objectname) %(refname)", env=env)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+        pairs = (line.partition(" ") for line in listing.splitlines() if line)
+        return {ref: oid for oid, _, ref in pairs}
 
     def write_commit_graph(self) -> str | None:
         """Write git's commit-graph with changed-path Bloom filters for every reachable commit;

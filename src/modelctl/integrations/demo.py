@@ -19,7 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from modelctl.errors import CheckFailed, UsageError
-from modelctl.gitstore import run_git
+from modelctl.gitstore import GitStore
 from modelctl.integrations.demo_traces import FALLBACK_TRACE
 
 DEMO_IDENTITY = {"user.name": "modelctl demo", "user.email": "demo@modelctl.invalid"}
@@ -70,7 +70,7 @@ def prepare(directory: Path | None) -> Path:
     return directory.resolve()
 
 
-def _setup_signing(repo: Path) -> bool:
+def _setup_signing(store: GitStore, repo: Path) -> bool:
     """A throwaway SSH key for the demo registry, when ssh-keygen is installed."""
     if shutil.which("ssh-keygen") is None:
         return False
@@ -86,8 +86,8 @@ def _setup_signing(repo: Path) -> bool:
     signers = repo / ".modelctl" / "allowed_signers"
     with signers.open("a") as fh:
         fh.write(f'{DEMO_IDENTITY["user.email"]} namespaces="git" {keytype} {blob}\n')
-    run_git(["config", "--local", "gpg.format", "ssh"], cwd=repo)
-    run_git(["config", "--local", "user.signingkey", str(key.with_suffix(".pub"))], cwd=repo)
+    store.set_config("gpg.format", "ssh")
+    store.set_config("user.signingkey", str(key.with_suffix(".pub")))
     settings = repo / "modelctl.yaml"
     settings.write_text(settings.read_text().replace("signing: optional", "signing: required"))
     return True
@@ -307,23 +307,18 @@ def run(repo: Path, on_step: Callable[[Step], None]) -> DemoResult:
     example = example_dir()
     shutil.copytree(example, repo, dirs_exist_ok=True)
     (repo / "routes" / "support-bot.yaml").unlink(missing_ok=True)  # the demo deploys it
-    run_git(["init", "-q", "-b", "main"], cwd=repo)
+    store = GitStore.init(repo, "main")
     for key, value in DEMO_IDENTITY.items():
-        run_git(["config", "--local", key, value], cwd=repo)
-    run_git(["config", "--local", "commit.gpgSign", "false"], cwd=repo)
-    signed = _setup_signing(repo)
+        store.set_config(key, value)
+    store.set_config("commit.gpgSign", "false")
+    signed = _setup_signing(store, repo)
     start = (datetime.now(UTC) - timedelta(days=7)).replace(minute=0, second=0, microsecond=0)
     env = dict(os.environ)
     for key in ("GIT_DIR", "GIT_INDEX_FILE", "GIT_WORK_TREE"):
         env.pop(key, None)
     env.update(NO_COLOR="1", COLUMNS="100")
     stamp = start.strftime("%Y-%m-%dT%H:%M:%SZ")
-    run_git(["add", "-A"], cwd=repo)
-    run_git(
-        ["commit", "-q", "-m", "Import the example registry"],
-        cwd=repo,
-        env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp},
-    )
+    store.commit_all("Import the example registry", stamp)
     result = DemoResult(str(repo), signed)
     for index, step in enumerate(steps(start), 1):
         if step.before is not None:

@@ -205,10 +205,7 @@ def _parse_log(entries: list[LogEntry], route_paths: dict[str, str]) -> list[tup
 
 def _log(loc: Location, revisions: str, *pathspec: str) -> list[LogEntry]:
     """`git log --raw` of the first-parent commits in `revisions`, newest first."""
-    return loc.store.records(
-        "log", _FIELDS, "--no-show-signature", "--first-parent", "--no-renames", "--raw",
-        "--no-abbrev", "--end-of-options", revisions, *(["--", *pathspec] if pathspec else []),
-    )  # fmt: skip
+    return loc.store.first_parent_log(_FIELDS, revisions, pathspec)
 
 
 def _log_since(loc: Location, since: str, tip: str) -> list[LogEntry] | None:
@@ -551,8 +548,7 @@ def clock(loc: Location) -> datetime:
 
 def commit_time(loc: Location, commit: str) -> int:
     """A commit's committer time, seconds since the epoch."""
-    show = ("show", "--no-show-signature", "-s", "--format=%ct", "--end-of-options", commit)
-    return commit_epoch(loc.store.out(*show))
+    return commit_epoch(loc.store.committer_time(commit))
 
 
 def live_at(stage_events: list[Event], epoch: float) -> Event | None:

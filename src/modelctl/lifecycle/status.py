@@ -367,9 +367,7 @@ def resolve(loc: Location, route: str, stage: str, at: str) -> ResolveResult:
         # As of a commit: that commit's own history, whatever the clock said.
         if not loc.store.is_ancestor(when.commit, tip):
             raise UsageError(f"--at {at} is not on {branch}'s history")
-        keep = set(
-            loc.store.out("rev-list", "--first-parent", "--end-of-options", when.commit).split()
-        )
+        keep = set(loc.store.first_parent_history(when.commit))
         stage_events = history.events(route, [r for r in records if r.commit in keep], stage)
         event = stage_events[-1] if stage_events else None
     else:

@@ -20,7 +20,6 @@ from dataclasses import dataclass, field
 from modelctl.errors import ConflictError, GitError, UsageError
 from modelctl.gitstore import (
     SIGNING_HINT,
-    ZERO_OID,
     CommitResult,
     LockHeld,
     PushRefused,
@@ -312,7 +311,7 @@ def _follow_remote(
         except (RefMoved, LockHeld):
             pass
     for name, oid in tags.items():
-        store.git("update-ref", "-m", "modelctl", f"refs/tags/{name}", oid, ZERO_OID, check=False)
+        store.create_tag_ref(name, oid)
     warnings.append(
         f"the remote accepted the change, but local {branch.removeprefix('refs/heads/')} has "
         "commits the remote does not, so it was not moved: pull to bring it in"

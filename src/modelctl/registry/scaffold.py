@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from modelctl.errors import ConflictError
-from modelctl.gitstore import GitStore, run_git
+from modelctl.gitstore import GitStore, committer_ident
 from modelctl.gitstore.atomic import file_mode, write_atomic
 from modelctl.registry import commits, refs
 from modelctl.registry.snapshot import Location
@@ -84,7 +84,7 @@ def init(path: Path, *, name: str | None = None, commit: bool = True) -> InitRes
     store = GitStore.discover(nearest)
     if commit:
         # Fail before creating anything when git could not commit.
-        run_git(["var", "GIT_COMMITTER_IDENT"], cwd=nearest)
+        committer_ident(nearest)
     root.mkdir(parents=True, exist_ok=True)
     created_repo = store is None
     if store is None:

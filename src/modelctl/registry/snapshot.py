@@ -365,15 +365,10 @@ def check_route(
 
 def _route_paths(loc: Location, commit: str) -> list[str]:
     folder = loc.repo_path("routes")
-    proc = loc.store.git(
-        "ls-tree", "-z", "--name-only", "--end-of-options", f"{commit}:{folder}", check=False
-    )
-    names = (
-        proc.stdout.decode("utf-8", "surrogateescape").split("\0") if proc.returncode == 0 else []
-    )
+    names = loc.store.names_in(commit, folder)
     return sorted(
         path
-        for path in (f"routes/{name}" for name in names if name)
+        for path in (f"routes/{name}" for name in names)
         if (place := refs.classify_path(path)) is not None and place.category == "routes"
     )
 
@@ -412,17 +407,14 @@ def files_at(
     """
     store = loc.store
     specs = [f"{commit}:{loc.repo_path(path)}" for path in wanted]
-    out = store.git("cat-file", "--batch-check", stdin="".join(f"{s}\n" for s in specs).encode())
-    lines = out.stdout.decode().splitlines()
+    blob_of = store.blob_ids(specs)
     found: dict[str, Entry | None] = {}
     missing: dict[str, str] = {}
     folder = store.state_dir / "files"
-    for (path, category), line in zip(wanted.items(), lines, strict=True):
-        parts = line.split()
-        if len(parts) != 3 or parts[1] != "blob":
+    for (path, category), oid in zip(wanted.items(), blob_of, strict=True):
+        if oid is None:
             found[path] = None
             continue
-        oid = parts[0]
         cached = _load_cached(folder / _file_key(oid, path))
         if cached is not None:
             data = cached["data"]

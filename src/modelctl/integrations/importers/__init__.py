@@ -12,12 +12,8 @@ as after any modelctl write.
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 from modelctl.errors import ConflictError
 from modelctl.gitstore import LockHeld, RefMoved, TagSpec
@@ -81,20 +77,6 @@ def fast_import_stream(
     return b"".join(parts)
 
 
-def _scratch_env(loc: Location, scratch: Path) -> dict[str, str]:
-    """A throwaway git directory whose objects are this repository's (refs stay there)."""
-    (scratch / "refs" / "heads").mkdir(parents=True)
-    (scratch / "refs" / "tags").mkdir()
-    (scratch / "objects").mkdir()
-    (scratch / "HEAD").write_text(f"ref: {_SCRATCH_BRANCH}\n")
-    objects = loc.store.common_dir / "objects"
-    env = {"GIT_DIR": str(scratch), "GIT_OBJECT_DIRECTORY": str(objects)}
-    alternates = objects / "info" / "alternates"
-    if alternates.exists():
-        env["GIT_ALTERNATE_OBJECT_DIRECTORIES"] = os.pathsep.join(alternates.read_text().split())
-    return env
-
-
 def write_objects(
     loc: Location, history: list[Planned], base: str | None
 ) -> tuple[str, dict[str, str]]:
@@ -105,17 +87,9 @@ def write_objects(
     store = loc.store
     committer = store.identity()
     stream = fast_import_stream(loc, history, base, committer)
-    store.state_dir.mkdir(parents=True, exist_ok=True)
-    scratch = Path(tempfile.mkdtemp(prefix="import-", dir=store.state_dir))
-    try:
-        env = _scratch_env(loc, scratch)
-        store.git("fast-import", "--quiet", "--done", "--date-format=raw", stdin=stream, env=env)
-        listing = store.out("for-each-ref", "--format=%(objectname) %(refname)", env=env)
-    finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+    made = store.fast_import(stream, _SCRATCH_BRANCH)
     tip, tags = "", {}
-    for line in listing.splitlines():
-        oid, _, ref = line.partition(" ")
+    for ref, oid in made.items():
         if ref == _SCRATCH_BRANCH:
             tip = oid
         elif ref.startswith("refs/tags/"):

@@ -409,9 +409,7 @@ def _check_free(loc: Location, base: str | None) -> None:
     """Refuse before writing anything when the registry's folder or tags are taken."""
     store = loc.store
     where = loc.prefix.rstrip("/") or "the repository's top folder"
-    if store.out(
-        "for-each-ref", "--count=1", "--format=%(refname)", f"refs/tags/{refs.TAG_PREFIX}/"
-    ):
+    if store.has_refs(f"refs/tags/{refs.TAG_PREFIX}/"):
         raise ConflictError(
             f"this repository already has modelctl lifecycle tags (refs/tags/{refs.TAG_PREFIX}/); "
             "nothing was written",

@@ -148,7 +148,7 @@ def read_tags(store: GitStore) -> tuple[list[Event], list[SkippedTag], int]:
     events: list[Event] = []
     skipped: list[SkippedTag] = []
     others = 0
-    for record, _ in store.records("for-each-ref", _TAG_FIELDS, "refs/tags/"):
+    for record in store.ref_fields(_TAG_FIELDS, ["refs/tags/"]):
         ref, objtype, target_type, target, name, email, raw_date, date, subject, body = record
         tag = ref.removeprefix("refs/tags/")
         parsed = parse_tag_name(tag)
@@ -188,12 +188,8 @@ def commit_events(store: GitStore, commits_of: dict[str, set[str]]) -> list[Even
     wanted = sorted({c for shas in commits_of.values() for c in shas})
     if not wanted:
         return []
-    rows = store.records(
-        "log", ("%H", "%cd", "%cI", "%cn", "%ce", "%s"),
-        "--no-show-signature", "--no-walk=unsorted", "--stdin", "--date=raw",
-        stdin="".join(f"{c}\n" for c in wanted).encode(),
-    )  # fmt: skip
-    info = {fields[0]: fields[1:] for fields, _ in rows}
+    rows = store.commit_fields(wanted, ("%H", "%cd", "%cI", "%cn", "%ce", "%s"))
+    info = {fields[0]: fields[1:] for fields in rows}
     events = []
     for artifact, shas in sorted(commits_of.items()):
         for sha in sorted(shas):
