@@ -64,25 +64,18 @@ def modules() -> dict[str, ast.Module]:
 
 
 def imports(name: str, tree: ast.Module, known: set[str]) -> list[Import]:
-    """Every modelctl module `name` imports, at the top or inside a function."""
-    package = name if name in known and _is_package(name) else name.rpartition(".")[0]
+    """Every modelctl module (or module of a name) `name` imports, at the top or in a function."""
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found += [Import(name, a.name, node.lineno) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, f"{name} (line {node.lineno}): import modelctl absolutely"
             base = node.module or ""
-            if node.level:
-                anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join([*anchor, *([base] if base else [])])
             for alias in node.names:
                 full = f"{base}.{alias.name}"
                 found.append(Import(name, full if full in known else base, node.lineno))
     return [i for i in found if i.target == "modelctl" or i.target.startswith("modelctl.")]
-
-
-def _is_package(name: str) -> bool:
-    return (PACKAGE.parent / name.replace(".", "/") / "__init__.py").is_file()
 
 
 def layer_of(module: str) -> tuple[int, str]:

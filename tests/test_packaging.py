@@ -43,7 +43,8 @@ def test_wheel_installs_and_validates_in_a_fresh_venv(tmp_path: Path) -> None:
         [
             py,
             "-c",
-            "from modelctl import schemas, demo; print(schemas.shipped_dir()); print(demo.example_dir())",
+            "from modelctl.registry import schemas; from modelctl.integrations import demo; "
+            "print(schemas.shipped_dir()); print(demo.example_dir())",
         ],
         capture_output=True,
         text=True,

@@ -1,4 +1,4 @@
-"""The only module that runs git.
+"""The only code that runs git: other layers ask `GitStore` named questions, never git itself.
 
 Reads go through plumbing with a constant number of processes per question (`ls-tree` plus one
 `cat-file --batch` for a whole revision). Writes never touch the user's index or work tree while
