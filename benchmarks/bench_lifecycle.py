@@ -3,7 +3,7 @@
 The registry is written with one `git fast-import` stream (creating 100,000 commits through
 modelctl would take hours): a first commit with the settings and the model manifests, then
 one commit per lifecycle event, each changing one `routes/r<N>.yaml` with the message and
-trailers `modelctl.lifecycle` writes and monotonic committer dates, plus the annotated tag
+trailers `modelctl.lifecycle.actions` writes and monotonic committer dates, plus the annotated tag
 `modelctl/r<N>/<stage>/<seq>` of each. Routes cycle deploy dev -> promote staging -> promote
 production, with the dev binding alternating between four model versions.
 

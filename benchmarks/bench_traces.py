@@ -2,7 +2,7 @@
 
 The registry is written with one `git fast-import` stream: a first commit with the settings
 and the models, then one commit per lifecycle event changing one `routes/r<N>.yaml` (with a
-`match:` block naming the route's agent) with the trailers `modelctl.lifecycle` writes, plus
+`match:` block naming the route's agent) with the trailers `modelctl.lifecycle.actions` writes, plus
 the annotated tag `modelctl/r<N>/<stage>/<seq>` of each. Routes cycle deploy dev -> promote
 staging -> promote production, the binding moving through four model versions.
 
@@ -332,7 +332,7 @@ with open(sys.argv[1], "r" if mode == "text" else "rb") as fh:
 BREAKDOWN = """
 import gc, json, sys, time
 from pathlib import Path
-from modelctl.registry import locate, snapshot_at
+from modelctl.registry.snapshot import locate, snapshot_at
 from modelctl.traces import calls, coverage, spans
 from modelctl.traces.attribution import Context
 

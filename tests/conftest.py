@@ -73,7 +73,7 @@ def make_registry(path: Path, *, example: bool = True, routes: bool = True) -> P
             (path / "routes" / "support-bot.yaml").unlink()
     else:
         path.mkdir(parents=True, exist_ok=True)
-        from modelctl.scaffold import SETTINGS_TEMPLATE
+        from modelctl.registry.scaffold import SETTINGS_TEMPLATE
 
         (path / "modelctl.yaml").write_text(SETTINGS_TEMPLATE.format(name="empty"))
     git(path, "init", "-q", "-b", "main")

@@ -101,7 +101,7 @@ def test_exit_4_no_registry(tmp_path: Path) -> None:
 
 
 def test_exit_5_internal_error_is_one_line(registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelctl import catalog
+    from modelctl.registry import catalog
 
     def boom(*args: object) -> None:
         raise RuntimeError("kaboom")
@@ -114,7 +114,7 @@ def test_exit_5_internal_error_is_one_line(registry: Path, monkeypatch: pytest.M
 
 
 def test_exit_130_interrupted(registry: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from modelctl import catalog
+    from modelctl.registry import catalog
 
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt

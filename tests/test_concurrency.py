@@ -22,7 +22,9 @@ from typing import Any
 import pytest
 
 from conftest import EXAMPLE, cli, git, refs_snapshot
-from modelctl import history, lifecycle, registry
+from modelctl.lifecycle import actions as lifecycle
+from modelctl.lifecycle import history
+from modelctl.registry import snapshot as registry
 
 WORKERS, DEPLOYS = 16, 20
 CLONES, PUSHES = 8, 10

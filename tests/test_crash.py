@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, cli_proc, git, make_registry, refs_snapshot
-from modelctl import history, lifecycle, registry
+from modelctl.lifecycle import actions as lifecycle
+from modelctl.lifecycle import history
+from modelctl.registry import snapshot as registry
 
 READY_TIMEOUT = 120  # seconds to wait for the paused step; generous, never reached normally
 

@@ -140,7 +140,7 @@ def modelctl_stages(repo: Path) -> dict[str, dict[str, str | None]]:
 
 def assert_agrees(shown: dict[str, Any], imported: Any, repo: Path) -> None:
     """Every artifact and stage `gto show` reports is what `modelctl status` serves, and back."""
-    from modelctl.importers.gto import modelctl_name
+    from modelctl.integrations.importers.gto import modelctl_name
 
     served = modelctl_stages(repo)
     routes = {a["artifact"]: a["route"] for a in imported["artifacts"]}
@@ -362,7 +362,7 @@ def test_gto_quirks_are_reproduced(tmp_path: Path) -> None:
 def test_parser_agrees_with_gto() -> None:
     from gto.tag import parse_name
 
-    from modelctl.importers.gto_tags import parse_tag_name
+    from modelctl.integrations.importers.gto_tags import parse_tag_name
 
     names = [
         "m@v1.2.3", "m@v1.2.3!", "m#prod", "m#prod#4", "m#prod!#5", "m@deprecated",
@@ -384,7 +384,7 @@ def test_parser_agrees_with_gto() -> None:
 
 
 def test_names_gto_allows_and_modelctl_does_not() -> None:
-    from modelctl.importers.gto import modelctl_name, modelctl_version
+    from modelctl.integrations.importers.gto import modelctl_name, modelctl_version
 
     assert modelctl_name("fraud/Detector") == "fraud-detector"
     assert modelctl_name("dir/sub:model") == "dir-sub-model"
@@ -394,8 +394,8 @@ def test_names_gto_allows_and_modelctl_does_not() -> None:
 
 
 def test_stage_path_without_a_gto_config() -> None:
-    from modelctl.importers.gto import map_names
-    from modelctl.importers.gto_tags import Event
+    from modelctl.integrations.importers.gto import map_names
+    from modelctl.integrations.importers.gto_tags import Event
 
     def assign(stage: str) -> Event:
         return Event("assign", "m", f"m#{stage}#1", "0" * 40, T0, f"{T0} +0000", "", "a <a>", "",
@@ -459,9 +459,9 @@ def test_progress_shows_on_a_terminal(repo: Path) -> None:
 
 
 def test_route_files_are_rendered_as_render_manifest_does() -> None:
-    from modelctl import manifests, yamlio
-    from modelctl.authoring import render_manifest
-    from modelctl.importers.gto import _Routes
+    from modelctl.integrations.importers.gto import _Routes
+    from modelctl.registry import manifests, yamlio
+    from modelctl.registry.authoring import render_manifest
 
     order = ["dev", "1", "null", "prod.eu", "yes"]
     routes = _Routes(order)

@@ -408,7 +408,7 @@ def test_status_of_every_route_is_cached_by_commit(repo: Path) -> None:
 
 
 def test_gating_event_follows_rollbacks_to_what_they_restore() -> None:
-    from modelctl.history import Event, gating_event
+    from modelctl.lifecycle.history import Event, gating_event
 
     def event(seq: int, action: str, binding: str | None, **trailers: str) -> Event:
         b = {"targets": [{"model": binding}]} if binding else None
@@ -689,7 +689,7 @@ def test_relative_times_for_resolve_and_report(repo: Path) -> None:
 def test_parse_time_accepts_relative_times_only_from_users() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from modelctl.history import parse_time
+    from modelctl.lifecycle.history import parse_time
 
     now = datetime(2026, 3, 5, 12, tzinfo=UTC)
     assert parse_time("now", now) == (now, False)

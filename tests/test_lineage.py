@@ -256,8 +256,8 @@ def test_mermaid_declares_every_node_once_and_every_edge(repo: Path) -> None:
 
 
 def test_mermaid_escapes_labels() -> None:
-    from modelctl import lineage as core
     from modelctl import render
+    from modelctl.audit import lineage as core
 
     node = core.Node('x"y<z>|w', "model", 'x"y<z>|w')
     result = core.LineageResult([node.id], "both", None, "test", [node], [])

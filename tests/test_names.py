@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from conftest import cli, make_registry, refs_snapshot
-from modelctl.suggest import nearest
+from modelctl.registry.suggest import nearest
 
 ROUTE = "support-bot"
 GOLDEN = "support-golden@2026-04"

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from conftest import EXAMPLE, ROOT, git
-from modelctl import schemas
+from modelctl.registry import schemas
 
 
 def test_committed_schemas_match_the_models() -> None:
@@ -43,7 +43,8 @@ def test_wheel_installs_and_validates_in_a_fresh_venv(tmp_path: Path) -> None:
         [
             py,
             "-c",
-            "from modelctl import schemas, demo; print(schemas.shipped_dir()); print(demo.example_dir())",
+            "from modelctl.registry import schemas; from modelctl.integrations import demo; "
+            "print(schemas.shipped_dir()); print(demo.example_dir())",
         ],
         capture_output=True,
         text=True,

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from modelctl import refs
 from modelctl.errors import UsageError
+from modelctl.registry import refs
 
 HOSTILE = [
     "../x",

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from conftest import git, make_registry
-from modelctl import registry
+from modelctl.registry import snapshot as registry
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import pytest
 
 from conftest import cli, make_registry
 from fakekeys import fake_keys, near_misses
-from modelctl import secretscan
+from modelctl.registry import secretscan
 
 KEYS = fake_keys()
 

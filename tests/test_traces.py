@@ -923,7 +923,7 @@ def test_waiting_calls_are_bounded(
 ) -> None:
     """Calls wait for ancestors in later lines, at most `waiting_limit` of them: the oldest
     are decided with what is known (here: no route) when more arrive."""
-    from modelctl.registry import locate
+    from modelctl.registry.snapshot import locate
     from modelctl.traces import calls
     from modelctl.traces import coverage as core
 

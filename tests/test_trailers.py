@@ -21,9 +21,10 @@ from hypothesis import strategies as st
 
 from conftest import cli, git, make_registry, refs_snapshot
 from fakekeys import fake_keys
-from modelctl import commits, history
 from modelctl.gitstore import GitStore
-from modelctl.registry import Location
+from modelctl.lifecycle import history
+from modelctl.registry import commits
+from modelctl.registry.snapshot import Location
 
 ROUTE = "routes/support-bot.yaml"
 GPT5 = ("--model", "support-gpt@2026-05", "--prompt", "support-system@4")
@@ -219,7 +220,7 @@ MESSAGE = st.lists(
 @settings(max_examples=20, deadline=None)
 @given(st.lists(MESSAGE, min_size=1, max_size=4))
 def test_no_message_anyone_wrote_crashes_history_or_verify(messages: list[bytes]) -> None:
-    from modelctl import verify
+    from modelctl.audit import verify
 
     with _scratch_registry() as (repo, store):
         tip = git(repo, "rev-parse", "HEAD")

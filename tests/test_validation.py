@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fakekeys import fake_keys
-from modelctl import manifests, schemas, validation
+from modelctl.registry import manifests, schemas, validation
 
 MODEL = b"""\
 apiVersion: modelctl/v1
@@ -115,7 +115,7 @@ def test_schemas_agree_with_models_on_examples() -> None:
     import jsonschema
 
     from conftest import EXAMPLE
-    from modelctl import yamlio
+    from modelctl.registry import yamlio
 
     for file in EXAMPLE.rglob("*.yaml"):
         data = yamlio.resolve_plain(yamlio.load(file.read_bytes(), str(file)).data)

@@ -682,12 +682,12 @@ def without_time(result: tuple[int, Any]) -> tuple[int, Any]:
 @pytest.fixture
 def small_window(monkeypatch: pytest.MonkeyPatch) -> None:
     """Checkpoints that keep two commits, so tests can reach past them."""
-    monkeypatch.setattr("modelctl.verify.WINDOW", 2)
+    monkeypatch.setattr("modelctl.audit.verify.WINDOW", 2)
 
 
 def history_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     """Records the revisions verify reads the history of (`A..B` when it resumes)."""
-    import modelctl.verify as core
+    import modelctl.audit.verify as core
 
     calls: list[str] = []
     real = core._commits

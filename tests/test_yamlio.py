@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from modelctl import yamlio
 from modelctl.errors import ManifestError
+from modelctl.registry import yamlio
 
 BILLION_LAUGHS = (
     "a: &a ["
@@ -64,7 +64,7 @@ def test_aliases_refused_with_line() -> None:
 def test_deep_nesting_refused_in_a_subprocess(tmp_path: Path) -> None:
     # The C loader segfaults on deep nesting; the event pre-scan must refuse it cleanly.
     code = (
-        "from modelctl import yamlio\n"
+        "from modelctl.registry import yamlio\n"
         "from modelctl.errors import ManifestError\n"
         "try:\n"
         "    yamlio.load(b'[' * 100000, 'deep.yaml')\n"

@@ -1,37 +1,35 @@
-"""Progress bars for long work: shown on a terminal (stderr), silent otherwise."""
+"""Progress of long work: reported by core code, drawn by whoever runs it.
+
+Core code (verify, the importers) only reports: `with progress.bar("checking", total=n) as
+advance: ... advance(1)`. It never draws. The CLI installs a renderer at start-up
+(`modelctl.render.progress.bar`: a rich bar on an interactive stderr, silent elsewhere);
+until one is installed, progress is silent. This keeps terminal code out of the layers below
+render while their long loops still show progress on a terminal.
+"""
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
+
+Advance = Callable[[int], None]
+Renderer = Callable[[str, int | None], AbstractContextManager[Advance]]
 
 
 @contextmanager
-def bar(description: str, total: int | None = None) -> Iterator[Callable[[int], None]]:
-    """Yield `advance(n)`; a rich progress bar on an interactive stderr, a no-op elsewhere."""
-    if not sys.stderr.isatty():
-        yield lambda n: None
-        return
-    from rich.console import Console
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        SpinnerColumn,
-        TextColumn,
-        TimeElapsedColumn,
-    )
+def _silent(description: str, total: int | None = None) -> Iterator[Advance]:
+    yield lambda n: None
 
-    columns = [
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-    ]
-    # stderr, like every message: stdout stays clean for --json and pipes.
-    console = Console(stderr=True)
-    with Progress(*columns, transient=True, console=console, redirect_stdout=False) as progress:
-        task = progress.add_task(description, total=total)
-        yield lambda n: progress.advance(task, n)
+
+_renderer: Renderer = _silent
+
+
+def install(renderer: Renderer) -> None:
+    """Draw every later `bar` with `renderer` (the CLI installs the terminal's)."""
+    global _renderer
+    _renderer = renderer
+
+
+def bar(description: str, total: int | None = None) -> AbstractContextManager[Advance]:
+    """Yield `advance(n)`, drawn by the installed renderer (a no-op when none is)."""
+    return _renderer(description, total)

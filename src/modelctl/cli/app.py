@@ -16,7 +16,7 @@ import typer
 from modelctl import __version__
 
 if TYPE_CHECKING:
-    from modelctl.registry import Location
+    from modelctl.registry.snapshot import Location
 
 app = typer.Typer(
     name="modelctl",
@@ -71,11 +71,16 @@ def root(
         except OSError as exc:
             raise typer.BadParameter(f"cannot enter {directory}: {exc.strerror}") from None
     ctx.obj = Globals(debug=debug)
+    # Core code reports the progress of long work; the terminal draws it (stderr, a tty only).
+    from modelctl import progress
+    from modelctl.render.progress import bar
+
+    progress.install(bar)
 
 
 def location() -> Location:
     """The registry holding the current folder."""
-    from modelctl.registry import locate
+    from modelctl.registry.snapshot import locate
 
     return locate(Path.cwd())
 

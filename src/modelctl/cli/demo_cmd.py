@@ -19,8 +19,8 @@ def demo(
     json_output: JsonOption = False,
 ) -> None:
     """Build the bundled example as a fresh git registry and walk through modelctl."""
-    from modelctl import demo as demo_core
     from modelctl import render
+    from modelctl.integrations import demo as demo_core
 
     repo = demo_core.prepare(directory)
     if json_output:

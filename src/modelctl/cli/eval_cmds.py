@@ -90,8 +90,8 @@ def run(
     json_output: JsonOption = False,
 ) -> None:
     """Score both sides, compare them per cohort, record the EvalRun; exit 1 on a failing verdict."""
-    from modelctl import progress
     from modelctl.evals import evaluators, runner
+    from modelctl.render import progress
 
     _check_missing(allow_missing)
     request = runner.EvalRequest(
@@ -158,8 +158,9 @@ def gate(
     json_output: JsonOption = False,
 ) -> None:
     """Would `promote ROUTE --to STAGE` pass its gates? Writes nothing; exit 1 when not."""
-    from modelctl import lifecycle, render
-    from modelctl.gates import GateFailed
+    from modelctl import render
+    from modelctl.lifecycle import actions as lifecycle
+    from modelctl.lifecycle.gates import GateFailed
 
     try:
         result = lifecycle.promote(location(), route, to, canary=canary, dry_run=True)
@@ -194,8 +195,9 @@ def dataset_verify(
     json_output: JsonOption = False,
 ) -> None:
     """Recompute the digests of local dataset files; exit 1 on any mismatch."""
-    from modelctl import datasets, render
-    from modelctl.registry import snapshot_at
+    from modelctl import render
+    from modelctl.registry import datasets
+    from modelctl.registry.snapshot import snapshot_at
 
     loc = location()
     checks = datasets.verify_datasets(snapshot_at(loc), loc.root, list(refs or []))

@@ -27,7 +27,7 @@ Output = Annotated[
 
 
 def _resolve(stage: str, routes: list[str] | None, rev: str) -> Any:
-    from modelctl.export import bindings
+    from modelctl.integrations.export import bindings
 
     return bindings.resolve(location(), list(routes or []), stage, rev)
 
@@ -41,8 +41,9 @@ def litellm(
     json_output: JsonOption = False,
 ) -> None:
     """A LiteLLM proxy config: a model group per route, weighted deployments, fallbacks."""
-    from modelctl import export, render
-    from modelctl.export import litellm as core
+    from modelctl import render
+    from modelctl.integrations import export
+    from modelctl.integrations.export import litellm as core
 
     result = core.build(_resolve(stage, routes, rev))
     if output is not None:
@@ -62,8 +63,9 @@ def json_(
     json_output: JsonOption = False,
 ) -> None:
     """The resolved bindings (models, prompts, weights, release) as one JSON document."""
-    from modelctl import export, render
-    from modelctl.export import bindings
+    from modelctl import render
+    from modelctl.integrations import export
+    from modelctl.integrations.export import bindings
 
     document = bindings.document(_resolve(stage, routes, rev))
     if output is None:

@@ -37,7 +37,7 @@ def import_gto(
     Tags GTO would not read (lightweight, malformed) are listed, not imported.
     """
     from modelctl import render
-    from modelctl.importers import gto
+    from modelctl.integrations.importers import gto
 
     result = gto.import_gto(repo, into=into, dry_run=dry_run)
     if json_output:

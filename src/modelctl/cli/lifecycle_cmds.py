@@ -61,8 +61,8 @@ def deploy(
     json_output: JsonOption = False,
 ) -> None:
     """Set what a stage serves (normally the first stage on the path)."""
-    from modelctl import lifecycle
     from modelctl.errors import UsageError
+    from modelctl.lifecycle import actions as lifecycle
 
     targets = [lifecycle.parse_target(t) for t in target or []]
     if model is not None:
@@ -98,7 +98,7 @@ def promote(
     json_output: JsonOption = False,
 ) -> None:
     """Copy the previous stage's binding to a stage (or canary it); gates run first."""
-    from modelctl import lifecycle
+    from modelctl.lifecycle import actions as lifecycle
 
     result = lifecycle.promote(
         location(), route, to, canary=canary, source=source, reason=reason,
@@ -134,7 +134,7 @@ def rollback(
 ) -> None:
     """Back to the last good release: the newest earlier binding without what the last
     release brought in, as a new commit (or --to an event, or --abort-canary)."""
-    from modelctl import lifecycle
+    from modelctl.lifecycle import actions as lifecycle
 
     result = lifecycle.rollback(
         location(), route, stage, to=to, abort_canary=abort_canary, reason=reason,
@@ -152,7 +152,7 @@ def status(
     import sys
 
     from modelctl import render
-    from modelctl import status as core
+    from modelctl.lifecycle import status as core
 
     if json_output and route is None and not sys.stdout.isatty():
         text = core.status_json(location())  # warm: the cached text as it is
@@ -177,7 +177,7 @@ def history(
 ) -> None:
     """Every lifecycle event of a route: sequence, action, binding, author, time, signature."""
     from modelctl import render
-    from modelctl import status as core
+    from modelctl.lifecycle import status as core
 
     result = core.route_history(location(), route, stage, check_signatures=not no_signatures)
     if json_output:
@@ -200,7 +200,7 @@ def resolve(
 ) -> None:
     """What a stage served at a point in time, and the commit, tag and signer behind it."""
     from modelctl import render
-    from modelctl import status as core
+    from modelctl.lifecycle import status as core
 
     result = core.resolve(location(), route, stage, at)
     if json_output:
@@ -237,7 +237,7 @@ def verify(
     """Audit the history: signatures, tags, sequences, dates, immutability, unattested changes,
     and rollback against the last verified commit (the checkpoint) and pinned anchors."""
     from modelctl import render
-    from modelctl import verify as core
+    from modelctl.audit import verify as core
 
     loc = location()
     result = core.verify(loc, since, core.pinned_guard(loc, list(trust or []), accept_rewrite))

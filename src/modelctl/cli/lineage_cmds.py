@@ -37,8 +37,8 @@ def lineage(
     what holds now; downstream is every eval and stage that ever used it, with the lifecycle
     events. Mermaid output renders on GitHub inside a ```mermaid block.
     """
-    from modelctl import lineage as core
     from modelctl import render
+    from modelctl.audit import lineage as core
     from modelctl.errors import UsageError
 
     if output_format not in core.FORMATS:

@@ -52,7 +52,8 @@ def _common(description: str | None, owner: str | None, labels: list[str] | None
 def _finish_add(
     model: Any, json_output: bool, no_commit: bool, extra: dict[str, bytes] | None = None
 ) -> None:
-    from modelctl import authoring, render
+    from modelctl import render
+    from modelctl.registry import authoring
 
     result = authoring.add(location(), model, extra_files=extra, commit=not no_commit)
     if json_output:
@@ -69,7 +70,8 @@ def init(
     json_output: JsonOption = False,
 ) -> None:
     """Create a registry: modelctl.yaml, the kind folders, and a git repository if needed."""
-    from modelctl import render, scaffold
+    from modelctl import render
+    from modelctl.registry import scaffold
 
     result = scaffold.init(path, name=name, commit=not no_commit)
     if json_output:
@@ -97,7 +99,8 @@ def add(
     if file is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(2)
-    from modelctl import authoring, render
+    from modelctl import render
+    from modelctl.registry import authoring
 
     result = authoring.add_file(location(), file, commit=not no_commit)
     if json_output:
@@ -147,7 +150,7 @@ def add_model(
     json_output: JsonOption = False,
 ) -> None:
     """Add a model version."""
-    from modelctl import authoring, yamlio
+    from modelctl.registry import authoring, yamlio
 
     params = {k: yamlio.resolve_plain(yamlio.Plain(v)) for k, v in _pairs(param, "--param").items()}
     fields: dict[str, Any] = {
@@ -189,7 +192,7 @@ def add_prompt(
     json_output: JsonOption = False,
 ) -> None:
     """Add a prompt version (a prompt change is a model change)."""
-    from modelctl import authoring
+    from modelctl.registry import authoring
 
     fields: dict[str, Any] = {
         "name": name,
@@ -227,7 +230,7 @@ def add_judge(
     """Add a judge-model version."""
     import shlex
 
-    from modelctl import authoring
+    from modelctl.registry import authoring
 
     fields: dict[str, Any] = {
         "name": name,
@@ -274,8 +277,8 @@ def add_dataset(
     json_output: JsonOption = False,
 ) -> None:
     """Add a dataset version, pinned by its sha256."""
-    from modelctl import authoring
     from modelctl.errors import UsageError
+    from modelctl.registry import authoring
 
     fields: dict[str, Any] = {
         "name": name,
@@ -323,7 +326,8 @@ def validate(
     json_output: JsonOption = False,
 ) -> None:
     """Check manifests and routes: schema, references, stages, policy, secrets, immutability."""
-    from modelctl import policy, render
+    from modelctl import render
+    from modelctl.registry import policy
 
     result = policy.validate(location(), paths, base=base, rev=rev)
     if json_output:
@@ -342,8 +346,9 @@ def list_(
     json_output: JsonOption = False,
 ) -> None:
     """List what the registry holds (as committed at --rev)."""
-    from modelctl import catalog, render
-    from modelctl.registry import snapshot_at
+    from modelctl import render
+    from modelctl.registry import catalog
+    from modelctl.registry.snapshot import snapshot_at
 
     snapshot = snapshot_at(location(), rev)
     rows = catalog.list_rows(snapshot, kind)
@@ -360,7 +365,8 @@ def show(
     json_output: JsonOption = False,
 ) -> None:
     """Show a manifest and everything that references it."""
-    from modelctl import catalog, render
+    from modelctl import render
+    from modelctl.registry import catalog
 
     result = catalog.show_ref(location(), rev, ref)
     if json_output:
@@ -381,8 +387,9 @@ def schema(
     json_output: JsonOption = False,
 ) -> None:
     """Print, write or check the JSON Schemas of the manifest kinds."""
-    from modelctl import render, schemas
+    from modelctl import render
     from modelctl.errors import UsageError
+    from modelctl.registry import schemas
 
     if write is not None:
         written = schemas.write(write)

@@ -38,7 +38,7 @@ def _unit(text: str | None) -> float | None:
 
 def _duration(text: str, flag: str = "--grace") -> float:
     from modelctl.errors import UsageError
-    from modelctl.history import parse_duration
+    from modelctl.lifecycle.history import parse_duration
 
     value = parse_duration(text)
     if value is None:
@@ -47,7 +47,7 @@ def _duration(text: str, flag: str = "--grace") -> float:
 
 
 def _time(text: str, flag: str) -> float:
-    from modelctl.history import user_time
+    from modelctl.lifecycle.history import user_time
 
     return user_time(text, flag)[0].timestamp()
 
@@ -101,7 +101,8 @@ def coverage(
     json_output: JsonOption = False,
 ) -> None:
     """Trace-to-version coverage, with the blind spots grouped by reason."""
-    from modelctl import progress, render
+    from modelctl import render
+    from modelctl.render import progress
     from modelctl.traces.coverage import coverage as core
 
     assumed = _time(assume_time, "--assume-time") if assume_time else None
@@ -164,7 +165,7 @@ def report(
 ) -> None:
     """The five maturity signals; Markdown goes to $GITHUB_STEP_SUMMARY too when it is set."""
     from modelctl import render
-    from modelctl import report as core
+    from modelctl.audit import report as core
     from modelctl.errors import UsageError
 
     if format not in ("table", "json", "markdown"):
@@ -191,7 +192,7 @@ def timeline(
 ) -> None:
     """Every binding interval (route, stage, target, weight, fallback position, validity)."""
     from modelctl import render
-    from modelctl import timeline as core
+    from modelctl.audit import timeline as core
     from modelctl.errors import UsageError
 
     if json_output:

@@ -164,7 +164,7 @@ def record_results(
 ) -> Any:
     """Judge recorded results with the registry's gate and record the EvalRun."""
     from modelctl.evals import runner
-    from modelctl.registry import snapshot_at
+    from modelctl.registry.snapshot import snapshot_at
 
     snapshot = snapshot_at(loc)
     bindings = runner.stage_bindings(snapshot, route, stage, candidate_from, baseline_from, loc)

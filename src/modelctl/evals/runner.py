@@ -12,11 +12,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from modelctl import commits, history, manifests, refs, suggest
 from modelctl.errors import ManifestError, Problem, UsageError
 from modelctl.evals import stats
 from modelctl.evals.evaluators import EvaluatorSpec, builtin_check, run_external
-from modelctl.registry import Location, Snapshot, snapshot_at
+from modelctl.lifecycle import history
+from modelctl.registry import commits, manifests, refs, suggest
+from modelctl.registry.snapshot import Location, Snapshot, snapshot_at
 
 Binding = dict[str, Any]
 ALL = "all"  # the combined evaluator: an example passes when every evaluator passes
@@ -114,7 +115,7 @@ def release_baseline(loc: Location, route: str, stage: str, value: str) -> tuple
     (`modelctl/ROUTE/STAGE/3`): the binding that event put on its stage; or a commit or an
     ISO 8601 time: what `stage` served then, resolved as `modelctl resolve --at` does.
     """
-    from modelctl import status
+    from modelctl.lifecycle import status
 
     forms = (
         f"give a stage name, an event sequence of {stage} (e.g. 3), a lifecycle tag "
@@ -573,7 +574,7 @@ def finish_run(
     }
     result = record(loc, data, commit=commit)
     if bindings.candidate == bindings.baseline:
-        from modelctl.gates import summary
+        from modelctl.lifecycle.gates import summary
 
         result.warnings.insert(
             0,
@@ -597,8 +598,8 @@ def _write_results(path: Path, outcomes: Outcomes) -> None:
 
 def record(loc: Location, data: dict[str, Any], *, commit: bool = True) -> EvalResult:
     """Validate an EvalRun and write it as its own commit (or only to the work tree)."""
-    from modelctl.authoring import render_manifest
-    from modelctl.validation import pydantic_problems
+    from modelctl.registry.authoring import render_manifest
+    from modelctl.registry.validation import pydantic_problems
 
     try:
         model = manifests.EvalRun.model_validate(data)

@@ -13,8 +13,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import history, suggest
-from modelctl.registry import Location, Snapshot
+from modelctl.lifecycle import history
+from modelctl.registry import suggest
+from modelctl.registry.snapshot import Location, Snapshot
 from modelctl.traces.fields import FALLBACK_GROUP, Call
 
 _BEDROCK_REGION = re.compile(r"^(us|eu|apac|global|us-gov|ca|jp|au)\.")

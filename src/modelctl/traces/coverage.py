@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from modelctl.errors import UsageError
-from modelctl.history import Record
-from modelctl.registry import Location, Snapshot, snapshot_at
+from modelctl.lifecycle.history import Record
+from modelctl.registry.snapshot import Location, Snapshot, snapshot_at
 from modelctl.traces import spans as span_io
 from modelctl.traces.attribution import NEAR_NEXT, NEAR_PREVIOUS, Context, Verdict, attribute
 from modelctl.traces.calls import Memory, calls_in, remember

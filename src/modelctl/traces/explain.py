@@ -7,9 +7,10 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from modelctl import gates, history, refs
 from modelctl.errors import UsageError
-from modelctl.registry import Location, snapshot_at
+from modelctl.lifecycle import gates, history
+from modelctl.registry import refs
+from modelctl.registry.snapshot import Location, snapshot_at
 from modelctl.traces import spans as span_io
 from modelctl.traces.attribution import Context, attribute, known_stage
 from modelctl.traces.calls import Memory, calls_in
@@ -49,7 +50,7 @@ class Explanation:
 
 
 def _iso(t: float | None) -> str | None:
-    from modelctl.history import iso
+    from modelctl.lifecycle.history import iso
 
     return iso(int(t)) if t is not None else None
 
@@ -143,7 +144,7 @@ def explain(
     event = verdict.event
     event_info = eval_info = dataset_info = None
     if event is not None:
-        from modelctl.status import signatures
+        from modelctl.lifecycle.status import signatures
 
         sig = signatures(loc, [event.commit], snapshot.commit or event.commit).get(event.commit)
         event_info = {

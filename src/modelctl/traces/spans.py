@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from modelctl.errors import UsageError
-from modelctl.history import parse_time
+from modelctl.lifecycle.history import parse_time
 from modelctl.traces.fields import (
     CONTEXT_KEYS,
     MODEL_KEYS,

@@ -1,0 +1,1 @@
+"""The lifecycle: bindings and the deploy/promote/rollback actions, gates, history, status."""
